@@ -1,0 +1,307 @@
+//! `layerport image`: layer zips → one OCI layer each (or one with --squash) → OCI layout or docker archive.
+
+use std::fs::{self, File};
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use anyhow::Result;
+use serde_json::json;
+use tracing::{info, warn};
+
+use super::{print_json, print_line, resolve_layers, source_date_epoch};
+use crate::cli::{GlobalArgs, ImageArgs};
+use crate::digest::hex_part;
+use crate::docker_archive;
+use crate::error::LayerError;
+use crate::image::{AddedLayer, build_image};
+use crate::inputs::LocalLayer;
+use crate::layer_build::{BuildOptions, write_layer};
+use crate::layer_tree;
+use crate::layer_zip::ZipLayer;
+use crate::oci_layout::{self, LayoutTarget};
+use crate::paths::normalize_prefix;
+use crate::platform::Platform;
+use crate::staging::Staging;
+use crate::warnings::Warning;
+
+enum Output {
+    Layout { dir: PathBuf, tag: Option<String> },
+    Archive { file: PathBuf, tag: Option<String> },
+}
+
+pub fn run(global: &GlobalArgs, args: &ImageArgs) -> Result<()> {
+    let output = parse_output(args)?;
+    let prefix = normalize_prefix(&args.prefix).map_err(LayerError::Usage)?;
+    let requested_platform = args
+        .platform
+        .as_deref()
+        .map(str::parse::<Platform>)
+        .transpose()
+        .map_err(LayerError::Usage)?;
+    let opts = BuildOptions {
+        prefix,
+        mtime_override: source_date_epoch()?,
+        max_unzipped: args.limits.max_unzipped,
+        ..BuildOptions::default()
+    };
+    let layers = resolve_layers(&args.layers)?;
+
+    let (dest, layout_target) = match &output {
+        Output::Layout { dir, .. } => (dir.clone(), Some(oci_layout::check_target(dir)?)),
+        Output::Archive { file, .. } => {
+            if file.is_dir() {
+                return Err(LayerError::Output {
+                    what: "cannot write a docker archive to",
+                    path: file.clone(),
+                    problem: "it is a directory".into(),
+                    hint: "give a file path such as image.tar",
+                }
+                .into());
+            }
+            (file.clone(), None)
+        }
+    };
+    let staging = Staging::next_to(&dest)?;
+    let blobs = staging.path().join("blobs").join("sha256");
+    fs::create_dir_all(&blobs).map_err(|e| LayerError::io(&blobs, e))?;
+
+    let groups: Vec<Vec<usize>> = if args.squash {
+        vec![(0..layers.len()).collect()]
+    } else {
+        (0..layers.len()).map(|i| vec![i]).collect()
+    };
+    let built = build_all(&layers, &groups, &opts, &blobs)?;
+    let mut added = Vec::new();
+    for (group, (layer, warnings)) in groups.iter().zip(built) {
+        for w in &warnings {
+            warn!("{}", w.message);
+        }
+        info!(
+            "layer {} from {} ({} bytes)",
+            layer.digests.digest,
+            group
+                .iter()
+                .map(|&i| layers[i].display.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            layer.digests.size
+        );
+        added.push((layer, warnings));
+    }
+    let image_layers: Vec<AddedLayer> = added.iter().map(|(l, _)| l.clone()).collect();
+    let platform = choose_platform(requested_platform, &layers);
+    let image = build_image(&image_layers, &platform);
+
+    let (kind, shown) = match &output {
+        Output::Layout { dir, tag } => {
+            oci_layout::write(
+                staging,
+                dir,
+                layout_target.unwrap_or(LayoutTarget::New),
+                &image,
+                tag.as_deref(),
+            )?;
+            ("oci-layout", format_dest("oci:", dir, tag.as_deref()))
+        }
+        Output::Archive { file, tag } => {
+            docker_archive::write(staging, file, &image, &image_layers, tag.as_deref())?;
+            (
+                "docker-archive",
+                format_dest("docker-archive:", file, tag.as_deref()),
+            )
+        }
+    };
+    info!(
+        "wrote {shown} ({platform}, {} layer(s))",
+        image_layers.len()
+    );
+
+    if global.json {
+        let layers_json: Vec<_> = added
+            .iter()
+            .map(|(l, warnings)| {
+                json!({
+                    "digest": l.digests.digest,
+                    "diffId": l.digests.diff_id,
+                    "size": l.digests.size,
+                    "uncompressedSize": l.digests.tar_size,
+                    "sources": l.sources.iter().map(|s| json!({
+                        "source": s.label,
+                        "codeSha256": s.code_sha256,
+                        "sha256": s.sha256_hex,
+                    })).collect::<Vec<_>>(),
+                    "warnings": warnings,
+                })
+            })
+            .collect();
+        print_json(&json!({
+            "output": {"kind": kind, "reference": shown},
+            "manifestDigest": image.manifest_digest,
+            "configDigest": image.config_digest,
+            "platform": platform.to_string(),
+            "layers": layers_json,
+        }))
+    } else {
+        print_line(&image.manifest_digest)
+    }
+}
+
+fn parse_output(args: &ImageArgs) -> Result<Output> {
+    if let Some(spec) = &args.oci_layout {
+        let (dir, tag) = split_dest(spec);
+        if let Some(tag) = &tag {
+            oci_layout::check_tag(tag).map_err(LayerError::Usage)?;
+        }
+        return Ok(Output::Layout { dir, tag });
+    }
+    let spec = args.docker_archive.as_ref().ok_or_else(|| {
+        LayerError::Usage("give --oci-layout DIR[:TAG] or --docker-archive FILE[:TAG]".into())
+    })?;
+    let (file, tag) = split_dest(spec);
+    let tag = tag
+        .map(|t| docker_archive::normalize_repo_tag(&t))
+        .transpose()
+        .map_err(LayerError::Usage)?;
+    Ok(Output::Archive { file, tag })
+}
+
+/// `DIR:TAG` splits at the first `:` (as skopeo's `oci:` transport does).
+fn split_dest(spec: &str) -> (PathBuf, Option<String>) {
+    match spec.split_once(':') {
+        Some((path, tag)) if !tag.is_empty() => (PathBuf::from(path), Some(tag.to_string())),
+        Some((path, _)) => (PathBuf::from(path), None),
+        None => (PathBuf::from(spec), None),
+    }
+}
+
+fn format_dest(transport: &str, path: &Path, tag: Option<&str>) -> String {
+    match tag {
+        Some(t) => format!("{transport}{}:{t}", path.display()),
+        None => format!("{transport}{}", path.display()),
+    }
+}
+
+/// `--platform`, else the layers' single CompatibleArchitectures, else amd64 (with a note).
+fn choose_platform(requested: Option<Platform>, layers: &[LocalLayer]) -> Platform {
+    let mut from_layers = Vec::new();
+    for layer in layers {
+        if let [arch] = layer.compatible_architectures.as_slice()
+            && let Some(p) = Platform::from_lambda_architecture(arch)
+        {
+            from_layers.push((layer.display.clone(), p));
+        }
+    }
+    if let Some(requested) = requested {
+        for (name, p) in &from_layers {
+            if *p != requested {
+                warn!(
+                    "{name} is built for {} only, but --platform is {requested}; the image uses {requested}",
+                    p.lambda_architecture()
+                );
+            }
+        }
+        return requested;
+    }
+    if let Some((first_name, first)) = from_layers.first() {
+        for (name, p) in &from_layers[1..] {
+            if p != first {
+                warn!(
+                    "{first_name} is {} only but {name} is {} only; using {first}",
+                    first.lambda_architecture(),
+                    p.lambda_architecture()
+                );
+            }
+        }
+        return first.clone();
+    }
+    info!("no --platform and no layer architecture: building linux/amd64");
+    Platform::amd64()
+}
+
+type Built = (AddedLayer, Vec<Warning>);
+
+/// Converts each group of zips into one layer blob in `blobs`, in parallel; results in input order.
+fn build_all(
+    layers: &[LocalLayer],
+    groups: &[Vec<usize>],
+    opts: &BuildOptions,
+    blobs: &Path,
+) -> Result<Vec<Built>, LayerError> {
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(groups.len())
+        .max(1);
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<Result<Built, LayerError>>>> =
+        Mutex::new((0..groups.len()).map(|_| None).collect());
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    if i >= groups.len() {
+                        break;
+                    }
+                    let result = build_one(layers, &groups[i], opts, blobs, i);
+                    results.lock().expect("no panics while locked")[i] = Some(result);
+                }
+            });
+        }
+    });
+    results
+        .into_inner()
+        .expect("no panics while locked")
+        .into_iter()
+        .map(|r| r.expect("every group was built"))
+        .collect()
+}
+
+fn build_one(
+    layers: &[LocalLayer],
+    group: &[usize],
+    opts: &BuildOptions,
+    blobs: &Path,
+    n: usize,
+) -> Result<Built, LayerError> {
+    let mut zips = Vec::with_capacity(group.len());
+    for &i in group {
+        let file = File::open(&layers[i].path).map_err(|e| LayerError::io(&layers[i].path, e))?;
+        zips.push(ZipLayer::open(
+            &layers[i].display,
+            std::io::BufReader::new(file),
+            opts.max_unzipped,
+        )?);
+    }
+    let tree = if zips.len() == 1 {
+        layer_tree::single(0, &zips[0].entries)
+    } else {
+        layer_tree::merge(zips.iter().map(|z| &z.entries))
+    };
+    let mut warnings = Vec::new();
+    for z in &zips {
+        for w in &z.warnings {
+            let mut w = w.clone();
+            w.message = format!("{}: {}", z.name, w.message);
+            warnings.push(w);
+        }
+    }
+    let tmp = blobs.join(format!("layer-{n}.partial"));
+    let file = File::create(&tmp).map_err(|e| LayerError::io(&tmp, e))?;
+    let (out, digests) = write_layer(&mut zips, &tree, opts, BufWriter::new(file))?;
+    out.into_inner()
+        .map_err(|e| LayerError::io(&tmp, e.into_error()))?
+        .sync_all()
+        .map_err(|e| LayerError::io(&tmp, e))?;
+    let final_path = blobs.join(hex_part(&digests.digest));
+    fs::rename(&tmp, &final_path).map_err(|e| LayerError::io(&final_path, e))?;
+    Ok((
+        AddedLayer {
+            digests,
+            sources: group.iter().map(|&i| layers[i].source.clone()).collect(),
+        },
+        warnings,
+    ))
+}

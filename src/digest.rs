@@ -1,0 +1,93 @@
+//! Content digests: a writer that hashes and counts what passes through it, and digest formatting.
+
+use std::io::{self, Write};
+
+use sha2::{Digest, Sha256};
+
+/// Passes bytes through to `inner`, hashing (sha256) and counting them.
+pub struct HashingWriter<W> {
+    inner: W,
+    hasher: Sha256,
+    count: u64,
+}
+
+impl<W: Write> HashingWriter<W> {
+    pub fn new(inner: W) -> Self {
+        HashingWriter {
+            inner,
+            hasher: Sha256::new(),
+            count: 0,
+        }
+    }
+
+    pub fn get_mut(&mut self) -> &mut W {
+        &mut self.inner
+    }
+
+    /// Returns the inner writer, the `sha256:<hex>` digest and the byte count.
+    pub fn finish(self) -> (W, String, u64) {
+        (
+            self.inner,
+            format_digest(&self.hasher.finalize()),
+            self.count,
+        )
+    }
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.count += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+pub fn format_digest(raw: &[u8]) -> String {
+    let mut s = String::with_capacity(7 + raw.len() * 2);
+    s.push_str("sha256:");
+    for b in raw {
+        s.push_str(&format!("{b:02x}"));
+    }
+    s
+}
+
+pub fn sha256_digest(bytes: &[u8]) -> String {
+    format_digest(&Sha256::digest(bytes))
+}
+
+/// The hex part of a `sha256:<hex>` digest.
+pub fn hex_part(digest: &str) -> &str {
+    digest.strip_prefix("sha256:").unwrap_or(digest)
+}
+
+/// sha256 of a whole file (streamed), as raw bytes.
+pub fn sha256_file(path: &std::path::Path) -> io::Result<[u8; 32]> {
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    io::copy(&mut file, &mut hasher)?;
+    Ok(hasher.finalize().into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashes_what_passes_through() {
+        let mut w = HashingWriter::new(Vec::new());
+        w.write_all(b"abc").unwrap();
+        let (inner, digest, count) = w.finish();
+        assert_eq!(inner, b"abc");
+        assert_eq!(count, 3);
+        assert_eq!(
+            digest,
+            "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(hex_part(&digest).len(), 64);
+    }
+}

@@ -1,0 +1,506 @@
+//! Reads a Lambda layer zip into a checked plan of entries, and streams entry contents with every
+//! integrity check (size, CRC, the unzipped-size budget) applied to the bytes actually inflated.
+
+use std::collections::BTreeMap;
+use std::io::{self, Read, Seek, Write};
+
+use zip::{CompressionMethod, ZipArchive};
+
+use crate::error::{LayerError, Result};
+use crate::modes;
+use crate::paths::{self, normalize};
+use crate::warnings::Warning;
+
+/// Lambda's limit on a function's unzipped code plus layers.
+pub const LAMBDA_UNZIPPED_LIMIT: u64 = 262_144_000;
+
+/// Modification time given to directories the zip did not list (1980-01-01, the earliest DOS time,
+/// so an image → zip round trip can represent it).
+pub const SYNTHESIZED_MTIME: u64 = 315_532_800;
+
+const S_IFMT: u32 = 0o170000;
+const S_IFDIR: u32 = 0o040000;
+const S_IFREG: u32 = 0o100000;
+const S_IFLNK: u32 = 0o120000;
+const MAX_SYMLINK_TARGET: u64 = 4096;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EntryKind {
+    Dir,
+    /// A regular file: its index in the zip, declared size and CRC-32.
+    File {
+        index: usize,
+        size: u64,
+        crc32: u32,
+    },
+    Symlink {
+        target: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedEntry {
+    pub kind: EntryKind,
+    /// Permission bits as they will be written (already widened for Lambda).
+    pub mode: u32,
+    pub mtime: u64,
+    /// A parent directory the zip did not list.
+    pub synthesized: bool,
+}
+
+/// A layer zip, opened and checked entry by entry; contents are read later, on demand.
+pub struct ZipLayer<R> {
+    pub name: String,
+    archive: ZipArchive<R>,
+    /// Every path of the layer (relative to the layer root), parents included, sorted by path bytes.
+    pub entries: BTreeMap<String, PlannedEntry>,
+    pub warnings: Vec<Warning>,
+    pub declared_unzipped: u64,
+    pub has_unix_modes: bool,
+}
+
+/// Counts inflated bytes across all entries of one conversion against `--max-unzipped`.
+#[derive(Debug, Clone, Copy)]
+pub struct Budget {
+    pub limit: u64,
+    pub used: u64,
+}
+
+impl Budget {
+    pub fn new(limit: u64) -> Self {
+        Budget { limit, used: 0 }
+    }
+}
+
+impl<R: Read + Seek> ZipLayer<R> {
+    /// Opens and checks the zip. `name` is how errors refer to it (the path or ARN the user gave).
+    pub fn open(name: &str, reader: R, limit: u64) -> Result<Self> {
+        let not_a_zip = |e: zip::result::ZipError| LayerError::NotAZip {
+            zip: name.to_string(),
+            detail: e.to_string(),
+            hint: "check that this is a complete layer .zip (a truncated download or a file of another type gives this error)",
+        };
+        let mut archive = ZipArchive::new(reader).map_err(not_a_zip)?;
+        if archive.is_empty() {
+            return Err(LayerError::Empty {
+                zip: name.to_string(),
+            });
+        }
+        let mut duplicates = Vec::new();
+        if archive.has_duplicate_names() {
+            // The zip crate keeps only the last entry of a name; list the names once for the warning.
+            let start = archive.central_directory_start();
+            let mut reader = archive.into_inner();
+            duplicates = duplicate_names(&mut reader, start);
+            archive = ZipArchive::new(reader).map_err(not_a_zip)?;
+        }
+        let mut layer = ZipLayer {
+            name: name.to_string(),
+            archive,
+            entries: BTreeMap::new(),
+            warnings: Vec::new(),
+            declared_unzipped: 0,
+            has_unix_modes: false,
+        };
+        for raw in duplicates {
+            let shown = match normalize(&raw) {
+                Ok(p) => p.path,
+                Err(_) => String::from_utf8_lossy(&raw).into_owned(),
+            };
+            layer.warnings.push(Warning::duplicate(&shown));
+        }
+        for index in 0..layer.archive.len() {
+            layer.plan_entry(index)?;
+        }
+        layer.check_structure()?;
+        if layer.declared_unzipped > limit {
+            return Err(LayerError::DeclaredTooLarge {
+                zip: name.to_string(),
+                limit,
+                declared: layer.declared_unzipped,
+            });
+        }
+        Ok(layer)
+    }
+
+    fn plan_entry(&mut self, index: usize) -> Result<()> {
+        let zip_name = self.name.clone();
+        let file = self
+            .archive
+            .by_index_raw(index)
+            .map_err(|e| LayerError::NotAZip {
+                zip: zip_name.clone(),
+                detail: format!("entry #{index}: {e}"),
+                hint: "the archive is damaged; download or build it again",
+            })?;
+        let raw_name = file.name_raw().to_vec();
+        let shown = String::from_utf8_lossy(&raw_name).into_owned();
+        if file.encrypted() {
+            return Err(LayerError::bad_entry(
+                &zip_name,
+                &shown,
+                "is encrypted",
+                "layerport does not decrypt layers; re-create the zip without a password",
+            ));
+        }
+        match file.compression() {
+            CompressionMethod::Stored
+            | CompressionMethod::Deflated
+            | CompressionMethod::Deflate64 => {}
+            other => {
+                return Err(LayerError::bad_entry(
+                    &zip_name,
+                    &shown,
+                    format!("uses an unsupported compression method ({other:?})"),
+                    "Lambda reads only stored or deflated entries; re-create the zip with `zip -r` (deflate)",
+                ));
+            }
+        }
+        let norm = normalize(&raw_name).map_err(|p| {
+            LayerError::bad_entry(
+                &zip_name,
+                &shown,
+                p.describe(),
+                "layer paths must be relative and stay inside the layer; rename or remove the entry",
+            )
+        })?;
+        if norm.had_backslashes {
+            self.warnings.push(Warning::backslash(&shown, &norm.path));
+        }
+        let unix = unix_mode(&file);
+        if unix.is_some() {
+            self.has_unix_modes = true;
+        }
+        let file_type = unix.map(|m| m & S_IFMT).unwrap_or(0);
+        let mtime = entry_mtime(&file);
+        let size = file.size();
+        let crc32 = file.crc32();
+        drop(file);
+
+        let path = norm.path.clone();
+        let (kind, mode) = if norm.trailing_slash || file_type == S_IFDIR {
+            let mode = match unix {
+                Some(m) => self.widened(&path, m, true),
+                None => modes::DEFAULT_DIR_MODE,
+            };
+            (EntryKind::Dir, mode)
+        } else if file_type == S_IFLNK {
+            let target = self.read_symlink_target(index, &shown)?;
+            if paths::symlink_escapes(&path, &target) {
+                self.warnings.push(Warning::symlink_outside(&path, &target));
+            }
+            (EntryKind::Symlink { target }, modes::SYMLINK_MODE)
+        } else if file_type == S_IFREG || file_type == 0 {
+            let mode = match unix {
+                Some(m) => {
+                    let mode = self.widened(&path, m, false);
+                    if mode & 0o111 == 0 && modes::lambda_executes(&path) {
+                        self.warnings.push(Warning::not_executable(&path));
+                    }
+                    mode
+                }
+                None => {
+                    let head = self.peek(index, &shown)?;
+                    if modes::must_be_executable(&path, &head) {
+                        self.warnings.push(Warning::made_executable(&path));
+                        modes::DEFAULT_EXEC_MODE
+                    } else {
+                        modes::DEFAULT_FILE_MODE
+                    }
+                }
+            };
+            self.declared_unzipped = self.declared_unzipped.saturating_add(size);
+            (EntryKind::File { index, size, crc32 }, mode)
+        } else {
+            self.warnings
+                .push(Warning::skipped_special(&path, file_type));
+            return Ok(());
+        };
+        let entry = PlannedEntry {
+            kind,
+            mode,
+            mtime,
+            synthesized: false,
+        };
+        if let Some(previous) = self.entries.insert(path.clone(), entry) {
+            if let EntryKind::File { size, .. } = previous.kind {
+                self.declared_unzipped -= size.min(self.declared_unzipped);
+            }
+            if !self
+                .warnings
+                .iter()
+                .any(|w| w.code == "duplicate" && w.path == path)
+            {
+                self.warnings.push(Warning::duplicate(&path));
+            }
+        }
+        Ok(())
+    }
+
+    fn widened(&mut self, path: &str, unix: u32, is_dir: bool) -> u32 {
+        let mode = modes::widen(unix, is_dir);
+        if mode != unix & 0o7777 {
+            self.warnings
+                .push(Warning::mode_fixed(path, unix & 0o7777, mode));
+        }
+        mode
+    }
+
+    fn read_symlink_target(&mut self, index: usize, shown: &str) -> Result<String> {
+        let zip_name = self.name.clone();
+        let corrupt = |e: &dyn std::fmt::Display| {
+            LayerError::bad_entry(
+                &zip_name,
+                shown,
+                format!("is a symlink whose target cannot be read: {e}"),
+                "the archive is damaged; download or build it again",
+            )
+        };
+        let file = self.archive.by_index(index).map_err(|e| corrupt(&e))?;
+        let mut target = Vec::new();
+        file.take(MAX_SYMLINK_TARGET + 1)
+            .read_to_end(&mut target)
+            .map_err(|e| corrupt(&e))?;
+        let target = String::from_utf8(target)
+            .ok()
+            .filter(|t| !t.is_empty() && !t.contains('\0') && t.len() as u64 <= MAX_SYMLINK_TARGET);
+        target.ok_or_else(|| {
+            LayerError::bad_entry(
+                &zip_name,
+                shown,
+                "is a symlink with an empty, over-long or non-UTF-8 target",
+                "recreate the symlink with a plain relative target",
+            )
+        })
+    }
+
+    /// The first bytes of a file, to spot scripts and ELF binaries in zips without unix modes.
+    fn peek(&mut self, index: usize, shown: &str) -> Result<Vec<u8>> {
+        let zip_name = self.name.clone();
+        let file = self.archive.by_index(index).map_err(|e| {
+            LayerError::bad_entry(
+                &zip_name,
+                shown,
+                format!("cannot be read: {e}"),
+                "the archive is damaged; download or build it again",
+            )
+        })?;
+        let mut head = Vec::with_capacity(4);
+        // A short read here is harmless: the full read later checks size and CRC.
+        let _ = file.take(4).read_to_end(&mut head);
+        Ok(head)
+    }
+
+    /// Within one zip, nothing may be written through a symlink, and a file cannot also be a directory.
+    fn check_structure(&mut self) -> Result<()> {
+        let mut missing = Vec::new();
+        for (path, _) in self.entries.iter() {
+            for parent in paths::ancestors(path) {
+                match self.entries.get(parent).map(|e| &e.kind) {
+                    Some(EntryKind::Symlink { target }) => {
+                        return Err(LayerError::bad_entry(
+                            &self.name,
+                            path,
+                            format!(
+                                "would be written through the symlink {parent:?} (→ {target:?}) of the same archive"
+                            ),
+                            "remove the entry or the symlink; layerport never writes through symlinks",
+                        ));
+                    }
+                    Some(EntryKind::File { .. }) => {
+                        return Err(LayerError::bad_entry(
+                            &self.name,
+                            path,
+                            format!("is inside {parent:?}, which the same zip also has as a file"),
+                            "remove one of the two entries",
+                        ));
+                    }
+                    Some(EntryKind::Dir) => {}
+                    None => missing.push(parent.to_string()),
+                }
+            }
+        }
+        for parent in missing {
+            self.entries.entry(parent).or_insert(PlannedEntry {
+                kind: EntryKind::Dir,
+                mode: modes::DEFAULT_DIR_MODE,
+                mtime: SYNTHESIZED_MTIME,
+                synthesized: true,
+            });
+        }
+        Ok(())
+    }
+
+    /// Streams a file's inflated bytes into `out`, checking them against the declared size and
+    /// CRC-32 and charging them to `budget`. Returns the number of bytes written.
+    pub fn copy_file(
+        &mut self,
+        path: &str,
+        index: usize,
+        budget: &mut Budget,
+        out: &mut dyn Write,
+    ) -> Result<u64> {
+        let zip_name = self.name.clone();
+        let corrupt = |e: &dyn std::fmt::Display| {
+            LayerError::bad_entry(
+                &zip_name,
+                path,
+                format!("is corrupt: {e}"),
+                "the archive is damaged; download or build it again",
+            )
+        };
+        let mut file = self.archive.by_index(index).map_err(|e| corrupt(&e))?;
+        let declared = file.size();
+        let expected_crc = file.crc32();
+        let mut crc = crc32fast::Hasher::new();
+        let mut written: u64 = 0;
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = match file.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    return Err(if is_checksum_error(&e) {
+                        crc_mismatch(&zip_name, path)
+                    } else if e.to_string().contains("larger than its declared") {
+                        inflates_too_much(&zip_name, path, declared)
+                    } else {
+                        corrupt(&e)
+                    });
+                }
+            };
+            written += n as u64;
+            budget.used += n as u64;
+            if budget.used > budget.limit {
+                return Err(LayerError::TooLarge {
+                    zip: zip_name,
+                    entry: path.to_string(),
+                    limit: budget.limit,
+                    seen: budget.used,
+                });
+            }
+            if written > declared {
+                return Err(inflates_too_much(&zip_name, path, declared));
+            }
+            crc.update(&buf[..n]);
+            out.write_all(&buf[..n])
+                .map_err(|e| LayerError::from_io(e, "(layer output)"))?;
+        }
+        if written != declared {
+            return Err(LayerError::bad_entry(
+                &zip_name,
+                path,
+                format!("inflates to {written} bytes but declares {declared}"),
+                "the archive is truncated or damaged; download or build it again",
+            ));
+        }
+        if crc.finalize() != expected_crc {
+            return Err(crc_mismatch(&zip_name, path));
+        }
+        Ok(written)
+    }
+}
+
+fn crc_mismatch(zip: &str, path: &str) -> LayerError {
+    LayerError::bad_entry(
+        zip,
+        path,
+        "fails its CRC-32 check",
+        "the archive is damaged; download or build it again",
+    )
+}
+
+fn inflates_too_much(zip: &str, path: &str, declared: u64) -> LayerError {
+    LayerError::bad_entry(
+        zip,
+        path,
+        format!("inflates to more than its declared {declared} bytes"),
+        "the zip's headers do not match its data (a damaged archive or a zip bomb); do not use it",
+    )
+}
+
+fn is_checksum_error(e: &io::Error) -> bool {
+    e.to_string().to_ascii_lowercase().contains("checksum")
+}
+
+fn unix_mode<R: Read + ?Sized>(file: &zip::read::ZipFile<'_, R>) -> Option<u32> {
+    if file.system() != zip::System::Unix {
+        return None;
+    }
+    let mode = file.external_attributes() >> 16;
+    (mode != 0).then_some(mode)
+}
+
+/// The entry's own mtime: the extended-timestamp field when present, else the DOS time read as UTC.
+fn entry_mtime<R: Read>(file: &zip::read::ZipFile<'_, R>) -> u64 {
+    for field in file.extra_data_fields() {
+        if let zip::ExtraField::ExtendedTimestamp(ts) = field
+            && let Some(t) = ts.mod_time()
+        {
+            return u64::from(t);
+        }
+    }
+    match file.last_modified() {
+        Some(dt) => dos_to_epoch(
+            dt.year().into(),
+            dt.month().into(),
+            dt.day().into(),
+            dt.hour().into(),
+            dt.minute().into(),
+            dt.second().into(),
+        ),
+        None => SYNTHESIZED_MTIME,
+    }
+}
+
+/// Seconds since the epoch of a civil UTC date (Howard Hinnant's days-from-civil).
+pub fn dos_to_epoch(y: i64, m: i64, d: i64, hh: i64, mm: i64, ss: i64) -> u64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    (days * 86_400 + hh * 3600 + mm * 60 + ss).max(0) as u64
+}
+
+/// Names that occur more than once in the central directory (the zip crate keeps only the last).
+fn duplicate_names<R: Read + Seek>(reader: &mut R, start: u64) -> Vec<Vec<u8>> {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut dups = std::collections::BTreeSet::new();
+    if reader.seek(io::SeekFrom::Start(start)).is_err() {
+        return Vec::new();
+    }
+    let mut fixed = [0u8; 46];
+    while reader.read_exact(&mut fixed).is_ok() && fixed[..4] == [0x50, 0x4b, 0x01, 0x02] {
+        let name_len = u16::from_le_bytes([fixed[28], fixed[29]]) as usize;
+        let extra_len = u16::from_le_bytes([fixed[30], fixed[31]]) as i64;
+        let comment_len = u16::from_le_bytes([fixed[32], fixed[33]]) as i64;
+        let mut name = vec![0u8; name_len];
+        if reader.read_exact(&mut name).is_err()
+            || reader
+                .seek(io::SeekFrom::Current(extra_len + comment_len))
+                .is_err()
+        {
+            break;
+        }
+        if !seen.insert(name.clone()) {
+            dups.insert(name);
+        }
+    }
+    dups.into_iter().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dos_time_is_read_as_utc() {
+        assert_eq!(dos_to_epoch(1980, 1, 1, 0, 0, 0), 315_532_800);
+        assert_eq!(dos_to_epoch(2024, 1, 2, 3, 4, 6), 1_704_164_646);
+        assert_eq!(dos_to_epoch(2000, 2, 29, 12, 0, 0), 951_825_600);
+    }
+}

@@ -1,0 +1,30 @@
+//! layerport: moves AWS Lambda layers between their two packagings, layer zips and OCI image layers.
+//!
+//! The core (`layer_zip`, `layer_tree`, `layer_build`, `tar_writer`, `image`, `oci_layout`,
+//! `docker_archive`) is synchronous and knows nothing of AWS, HTTP or the command line; `cli` and
+//! `commands` sit at the edge and wire the core to the user's inputs.
+
+pub mod arn;
+pub mod canonical_json;
+pub mod cli;
+pub mod commands;
+pub mod digest;
+pub mod docker_archive;
+pub mod error;
+pub mod extract;
+pub mod image;
+pub mod inputs;
+pub mod layer_build;
+pub mod layer_tree;
+pub mod layer_zip;
+pub mod logging;
+pub mod modes;
+pub mod oci_layout;
+pub mod paths;
+pub mod platform;
+pub mod staging;
+pub mod tar_writer;
+pub mod warnings;
+
+pub use commands::run;
+pub use error::LayerError;

@@ -1,0 +1,165 @@
+//! Writes an OCI image layout (`oci-layout`, `index.json`, `blobs/sha256/…`): a new one by renaming a
+//! finished staging directory into place, or an existing one by adding blobs and then the index.
+
+use std::fs;
+use std::path::Path;
+
+use oci_spec::image::MediaType;
+use serde_json::{Value, json};
+
+use crate::canonical_json::to_canonical_bytes;
+use crate::digest::hex_part;
+use crate::error::{LayerError, Result};
+use crate::image::BuiltImage;
+use crate::staging::{Staging, write_file_atomic};
+
+pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
+const LAYOUT_FILE: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
+
+/// What is at the destination before we write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LayoutTarget {
+    New,
+    Existing,
+}
+
+/// Checks the destination: new, an empty directory, or an existing OCI layout; anything else is refused.
+pub fn check_target(dest: &Path) -> Result<LayoutTarget> {
+    if !dest.exists() {
+        return Ok(LayoutTarget::New);
+    }
+    let refuse = |problem: &str| LayerError::Output {
+        what: "cannot write an OCI layout to",
+        path: dest.to_path_buf(),
+        problem: problem.to_string(),
+        hint: "give a new directory, an empty one, or an existing OCI image layout",
+    };
+    if !dest.is_dir() {
+        return Err(refuse("it exists and is not a directory"));
+    }
+    if dest.join("oci-layout").is_file() {
+        return Ok(LayoutTarget::Existing);
+    }
+    let mut listing = fs::read_dir(dest).map_err(|e| LayerError::io(dest, e))?;
+    if listing.next().is_some() {
+        return Err(refuse(
+            "it is a non-empty directory that is not an OCI layout",
+        ));
+    }
+    Ok(LayoutTarget::New)
+}
+
+/// Blob path inside a layout (or a staging directory shaped like one).
+pub fn blob_path(root: &Path, digest: &str) -> std::path::PathBuf {
+    root.join("blobs").join("sha256").join(hex_part(digest))
+}
+
+/// Finishes the layout: `staging` already holds the layer blobs under `blobs/sha256/`.
+pub fn write(
+    mut staging: Staging,
+    dest: &Path,
+    target: LayoutTarget,
+    image: &BuiltImage,
+    tag: Option<&str>,
+) -> Result<()> {
+    let root = staging.path().to_path_buf();
+    let write_blob = |digest: &str, bytes: &[u8]| {
+        let path = blob_path(&root, digest);
+        fs::write(&path, bytes).map_err(|e| LayerError::io(&path, e))
+    };
+    write_blob(&image.config_digest, &image.config)?;
+    write_blob(&image.manifest_digest, &image.manifest)?;
+    let descriptor = manifest_descriptor(image, tag);
+    match target {
+        LayoutTarget::New => {
+            fs::write(root.join("oci-layout"), LAYOUT_FILE)
+                .map_err(|e| LayerError::io(root.join("oci-layout"), e))?;
+            let index = index_json(vec![descriptor]);
+            fs::write(root.join("index.json"), index)
+                .map_err(|e| LayerError::io(root.join("index.json"), e))?;
+            if dest.is_dir() {
+                // An empty directory: rename replaces it.
+                fs::remove_dir(dest).map_err(|e| LayerError::io(dest, e))?;
+            }
+            staging.commit_as_dir(dest)
+        }
+        LayoutTarget::Existing => {
+            let blobs = dest.join("blobs").join("sha256");
+            fs::create_dir_all(&blobs).map_err(|e| LayerError::io(&blobs, e))?;
+            let staged = root.join("blobs").join("sha256");
+            for item in fs::read_dir(&staged).map_err(|e| LayerError::io(&staged, e))? {
+                let item = item.map_err(|e| LayerError::io(&staged, e))?;
+                let to = blobs.join(item.file_name());
+                if !to.exists() {
+                    fs::rename(item.path(), &to).map_err(|e| LayerError::io(&to, e))?;
+                }
+            }
+            let index_path = dest.join("index.json");
+            let existing = fs::read(&index_path).map_err(|e| LayerError::io(&index_path, e))?;
+            let mut index: Value =
+                serde_json::from_slice(&existing).map_err(|e| LayerError::Output {
+                    what: "cannot update",
+                    path: index_path.clone(),
+                    problem: format!("it is not valid JSON: {e}"),
+                    hint: "repair or remove the layout's index.json",
+                })?;
+            let mut manifests: Vec<Value> = index
+                .get("manifests")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            manifests.retain(|m| {
+                let name = m.pointer(&format!("/annotations/{}", REF_NAME.replace('/', "~1")));
+                match tag {
+                    Some(t) => name.and_then(Value::as_str) != Some(t),
+                    None => {
+                        !(name.is_none()
+                            && m.get("digest").and_then(Value::as_str)
+                                == Some(image.manifest_digest.as_str()))
+                    }
+                }
+            });
+            manifests.push(descriptor);
+            index["manifests"] = Value::Array(manifests);
+            write_file_atomic(&index_path, &to_canonical_bytes(&index))?;
+            staging.keep_parents();
+            Ok(())
+        }
+    }
+}
+
+fn manifest_descriptor(image: &BuiltImage, tag: Option<&str>) -> Value {
+    let mut d = json!({
+        "mediaType": MediaType::ImageManifest.to_string(),
+        "digest": image.manifest_digest,
+        "size": image.manifest.len(),
+    });
+    if let Some(tag) = tag {
+        d["annotations"] = json!({ REF_NAME: tag });
+    }
+    d
+}
+
+fn index_json(manifests: Vec<Value>) -> Vec<u8> {
+    to_canonical_bytes(&json!({
+        "schemaVersion": 2,
+        "mediaType": MediaType::ImageIndex.to_string(),
+        "manifests": manifests,
+    }))
+}
+
+/// Checks an OCI layout tag (the part after `DIR:`).
+pub fn check_tag(tag: &str) -> std::result::Result<(), String> {
+    let ok = !tag.is_empty()
+        && tag.len() <= 128
+        && tag.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-' | b':' | b'/' | b'@' | b'+')
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid tag {tag:?}: use letters, digits, '.', '_' or '-' (at most 128 characters)"
+        ))
+    }
+}
