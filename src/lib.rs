@@ -5,13 +5,17 @@
 //! `commands` sit at the edge and wire the core to the user's inputs.
 
 pub mod arn;
+pub mod aws;
+pub mod cache;
 pub mod canonical_json;
 pub mod cli;
 pub mod commands;
 pub mod digest;
 pub mod docker_archive;
+pub mod download;
 pub mod error;
 pub mod extract;
+pub mod fetch_arn;
 pub mod image;
 pub mod inputs;
 pub mod layer_build;
@@ -22,6 +26,7 @@ pub mod modes;
 pub mod oci_layout;
 pub mod paths;
 pub mod platform;
+pub mod redact;
 pub mod staging;
 pub mod tar_writer;
 pub mod warnings;

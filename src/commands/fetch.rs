@@ -16,9 +16,10 @@ use crate::layer_zip::ZipLayer;
 
 pub fn run(global: &GlobalArgs, args: &FetchArgs) -> Result<()> {
     let mtime_override = source_date_epoch()?;
-    let layers = resolve_layers(&args.layers)?;
+    let resolved = resolve_layers(global, &args.layers)?;
+    let layers = &resolved.layers;
     let mut zips = Vec::with_capacity(layers.len());
-    for layer in &layers {
+    for layer in layers {
         let file = File::open(&layer.path).map_err(|e| LayerError::io(&layer.path, e))?;
         let zip = ZipLayer::open(
             &layer.display,

@@ -46,7 +46,8 @@ pub fn run(global: &GlobalArgs, args: &ImageArgs) -> Result<()> {
         max_unzipped: args.limits.max_unzipped,
         ..BuildOptions::default()
     };
-    let layers = resolve_layers(&args.layers)?;
+    let resolved = resolve_layers(global, &args.layers)?;
+    let layers = &resolved.layers;
 
     let (dest, layout_target) = match &output {
         Output::Layout { dir, .. } => (dir.clone(), Some(oci_layout::check_target(dir)?)),
@@ -72,7 +73,7 @@ pub fn run(global: &GlobalArgs, args: &ImageArgs) -> Result<()> {
     } else {
         (0..layers.len()).map(|i| vec![i]).collect()
     };
-    let built = build_all(&layers, &groups, &opts, &blobs)?;
+    let built = build_all(layers, &groups, &opts, &blobs)?;
     let mut added = Vec::new();
     for (group, (layer, warnings)) in groups.iter().zip(built) {
         for w in &warnings {
@@ -91,7 +92,7 @@ pub fn run(global: &GlobalArgs, args: &ImageArgs) -> Result<()> {
         added.push((layer, warnings));
     }
     let image_layers: Vec<AddedLayer> = added.iter().map(|(l, _)| l.clone()).collect();
-    let platform = choose_platform(requested_platform, &layers);
+    let platform = choose_platform(requested_platform, layers);
     let image = build_image(&image_layers, &platform);
 
     let (kind, shown) = match &output {

@@ -14,7 +14,8 @@ use crate::error::LayerError;
 use crate::layer_zip::{Budget, EntryKind, LAMBDA_UNZIPPED_LIMIT, ZipLayer};
 
 pub fn run(global: &GlobalArgs, args: &InspectArgs) -> Result<()> {
-    let layer = resolve_layers(std::slice::from_ref(&args.target))?.remove(0);
+    let mut resolved = resolve_layers(global, std::slice::from_ref(&args.target))?;
+    let layer = resolved.layers.remove(0);
     let file = File::open(&layer.path).map_err(|e| LayerError::io(&layer.path, e))?;
     let zip_size = file.metadata().map(|m| m.len()).unwrap_or(0);
     let mut zip = ZipLayer::open(

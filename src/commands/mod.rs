@@ -9,8 +9,14 @@ use std::io::Write;
 use anyhow::Result;
 use serde_json::Value;
 
-use crate::cli::{Cli, Command};
+use std::sync::Arc;
+
+use crate::arn::LayerArn;
+use crate::aws::{AwsSettings, LambdaClients, load_sdk_config};
+use crate::cache::ZipCache;
+use crate::cli::{Cli, Command, GlobalArgs};
 use crate::error::LayerError;
+use crate::fetch_arn::ArnFetcher;
 use crate::inputs::{LayerRef, LocalLayer, local_zip};
 
 pub fn run(cli: Cli) -> Result<()> {
@@ -41,26 +47,62 @@ pub fn render_error(err: &anyhow::Error) -> String {
     text
 }
 
-/// Parses every LAYER argument first (so a malformed ARN fails before any work), then resolves them
-/// to verified local zips, in command-line order.
-fn resolve_layers(args: &[String]) -> Result<Vec<LocalLayer>> {
+/// The resolved LAYER arguments; keeps download scratch space alive while the layers are used.
+pub(crate) struct ResolvedLayers {
+    pub layers: Vec<LocalLayer>,
+    _fetcher: Option<Arc<ArnFetcher>>,
+}
+
+/// Parses every LAYER argument first (so a malformed ARN fails before any call), then resolves them
+/// to verified local zips, in command-line order; ARNs are fetched concurrently.
+pub(crate) fn resolve_layers(global: &GlobalArgs, args: &[String]) -> Result<ResolvedLayers> {
     let refs: Vec<LayerRef> = args
         .iter()
         .map(|a| LayerRef::parse(a))
         .collect::<Result<_, _>>()?;
-    let mut out = Vec::with_capacity(refs.len());
+    let arns: Vec<LayerArn> = refs
+        .iter()
+        .filter_map(|r| match r {
+            LayerRef::Arn(a) => Some(a.clone()),
+            LayerRef::Zip(_) => None,
+        })
+        .collect();
+    let mut fetched = Vec::new().into_iter();
+    let mut fetcher = None;
+    if !arns.is_empty() {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?;
+        let settings = AwsSettings {
+            profile: global.profile.clone(),
+            region: global.region.clone(),
+        };
+        let cache = if global.no_cache {
+            None
+        } else {
+            ZipCache::from_env()
+        };
+        let f = runtime.block_on(async {
+            let config = load_sdk_config(&settings).await;
+            ArnFetcher::new(LambdaClients::new(config), cache).map(Arc::new)
+        })?;
+        fetched = runtime
+            .block_on(Arc::clone(&f).fetch_all(arns))?
+            .into_iter();
+        fetcher = Some(f);
+    }
+    let mut layers = Vec::with_capacity(refs.len());
     for r in refs {
         match r {
-            LayerRef::Zip(path) => out.push(local_zip(&path)?),
-            LayerRef::Arn(arn) => {
-                return Err(LayerError::Usage(format!(
-                    "{arn}: fetching layers by ARN is not available in this build\n  hint: download the layer zip and pass its path"
-                ))
-                .into());
-            }
+            LayerRef::Zip(path) => layers.push(local_zip(&path)?),
+            LayerRef::Arn(_) => layers.push(fetched.next().expect("one result per ARN")),
         }
     }
-    Ok(out)
+    Ok(ResolvedLayers {
+        layers,
+        _fetcher: fetcher,
+    })
 }
 
 /// Writes one JSON document to stdout.

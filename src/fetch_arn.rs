@@ -1,0 +1,162 @@
+//! Resolves layer version ARNs to verified local zips: GetLayerVersionByArn in the ARN's region, then
+//! the cache, else a verified download (re-requesting the location when a presigned URL expires).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use tracing::{debug, info, warn};
+
+use crate::arn::LayerArn;
+use crate::aws::{LambdaClients, LayerVersionInfo};
+use crate::cache::{ZipCache, decode_code_sha256};
+use crate::download::{DownloadError, Expected, RetryPolicy, download};
+use crate::inputs::{LocalLayer, source_for};
+
+/// How many times an expired presigned URL is replaced by a fresh one.
+const LOCATION_REFRESHES: u32 = 2;
+
+pub struct ArnFetcher {
+    lambda: LambdaClients,
+    http: reqwest::Client,
+    cache: Option<ZipCache>,
+    /// Where downloads go when there is no cache (`--no-cache`); lives as long as the fetcher.
+    scratch: tempfile::TempDir,
+    policy: RetryPolicy,
+}
+
+impl ArnFetcher {
+    pub fn new(lambda: LambdaClients, cache: Option<ZipCache>) -> Result<Self> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(15))
+            .read_timeout(Duration::from_secs(60))
+            .user_agent(concat!("layerport/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .context("cannot set up the HTTP client")?;
+        let scratch = tempfile::Builder::new()
+            .prefix("layerport-")
+            .tempdir()
+            .context("cannot create a temporary directory for downloads")?;
+        Ok(ArnFetcher {
+            lambda,
+            http,
+            cache,
+            scratch,
+            policy: RetryPolicy::default(),
+        })
+    }
+
+    /// Fetches several ARNs concurrently (bounded); results keep the input order.
+    pub async fn fetch_all(self: Arc<Self>, arns: Vec<LayerArn>) -> Result<Vec<LocalLayer>> {
+        let limit = Arc::new(tokio::sync::Semaphore::new(4));
+        let mut tasks = tokio::task::JoinSet::new();
+        for (i, arn) in arns.into_iter().enumerate() {
+            let me = Arc::clone(&self);
+            let limit = Arc::clone(&limit);
+            tasks.spawn(async move {
+                let _permit = limit.acquire_owned().await.expect("semaphore never closed");
+                (i, me.fetch(&arn).await)
+            });
+        }
+        let mut results: Vec<Option<Result<LocalLayer>>> = Vec::new();
+        while let Some(joined) = tasks.join_next().await {
+            let (i, r) = joined.context("a download task failed")?;
+            if results.len() <= i {
+                results.resize_with(i + 1, || None);
+            }
+            results[i] = Some(r);
+        }
+        results
+            .into_iter()
+            .map(|r| r.expect("every task reported"))
+            .collect()
+    }
+
+    pub async fn fetch(&self, arn: &LayerArn) -> Result<LocalLayer> {
+        let what = arn.to_string();
+        let mut info = self.lambda.get_layer_version(arn).await?;
+        let sha = decode_code_sha256(&info.code_sha256).with_context(|| {
+            format!("Lambda returned a CodeSha256 for {what} that is not base64 of a sha256")
+        })?;
+        if let Some(cache) = &self.cache
+            && let Some(path) = cache.lookup(&sha)
+        {
+            info!("{what}: using cached {}", path.display());
+            return Ok(self.local(arn, path, &sha, &info));
+        }
+        let mut refreshes = 0;
+        loop {
+            let (tmp, tmp_path) = self.temp_target()?;
+            let expected = Expected {
+                code_sha256: info.code_sha256.clone(),
+                size: info.code_size,
+            };
+            info!("{what}: downloading {} bytes", info.code_size);
+            match download(
+                &self.http,
+                &info.location,
+                &what,
+                &expected,
+                &tmp_path,
+                self.policy,
+            )
+            .await
+            {
+                Ok(actual) => {
+                    debug!("{what}: verified sha256");
+                    let path = match (&self.cache, tmp) {
+                        (Some(cache), Some(tmp)) => cache
+                            .insert(tmp, &actual)
+                            .with_context(|| format!("cannot store {what} in the cache"))?,
+                        _ => tmp_path,
+                    };
+                    return Ok(self.local(arn, path, &actual, &info));
+                }
+                Err(DownloadError::Expired { .. }) if refreshes < LOCATION_REFRESHES => {
+                    refreshes += 1;
+                    warn!("{what}: the download URL expired; asking Lambda for a fresh one");
+                    info = self.lambda.get_layer_version(arn).await?;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// A download target: in the cache (renamed into place when verified), or in the scratch dir.
+    fn temp_target(&self) -> Result<(Option<tempfile::TempPath>, PathBuf)> {
+        match &self.cache {
+            Some(cache) => {
+                let tmp = cache
+                    .temp_path()
+                    .context("cannot write to the layer cache (use --no-cache to skip it)")?;
+                let path = tmp.to_path_buf();
+                Ok((Some(tmp), path))
+            }
+            None => {
+                let file = tempfile::Builder::new()
+                    .prefix("layer-")
+                    .suffix(".zip")
+                    .tempfile_in(self.scratch.path())
+                    .context("cannot create a temporary download file")?;
+                let (_, path) = file.keep().context("cannot keep the download file")?;
+                Ok((None, path))
+            }
+        }
+    }
+
+    fn local(
+        &self,
+        arn: &LayerArn,
+        path: PathBuf,
+        sha: &[u8; 32],
+        info: &LayerVersionInfo,
+    ) -> LocalLayer {
+        LocalLayer {
+            display: arn.to_string(),
+            path,
+            source: source_for(arn.to_string(), sha),
+            compatible_architectures: info.compatible_architectures.clone(),
+        }
+    }
+}
