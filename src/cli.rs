@@ -42,6 +42,13 @@ pub struct GlobalArgs {
     /// Do not read or write the download cache
     #[arg(long, global = true)]
     pub no_cache: bool,
+    /// Talk plain HTTP (no TLS) to this registry host[:port] (repeatable; for loopback registries)
+    #[arg(long = "plain-http", global = true, value_name = "HOST")]
+    pub plain_http: Vec<String>,
+    /// How to authenticate to registries: ECR hosts via GetAuthorizationToken, else the Docker config,
+    /// else anonymous (auto); or force one
+    #[arg(long, global = true, value_enum, default_value_t = RegistryAuth::Auto)]
+    pub registry_auth: RegistryAuth,
 }
 
 #[derive(Debug, Subcommand)]
@@ -50,6 +57,8 @@ pub enum Command {
     Image(ImageArgs),
     /// Extract layers, in order, into a directory (for a Dockerfile RUN step)
     Fetch(FetchArgs),
+    /// Turn an image's /opt (or --path) into a deterministic Lambda layer zip, optionally published
+    Zip(ZipArgs),
     /// Show what a layer zip holds: entries, sizes against Lambda's limit, warnings
     Inspect(InspectArgs),
 }
@@ -63,11 +72,20 @@ pub enum RegistryAuth {
 }
 
 #[derive(Debug, Args)]
-#[command(group(ArgGroup::new("output").required(true).args(["oci_layout", "docker_archive"])))]
+#[command(group(ArgGroup::new("output").required(true).args(["push", "oci_layout", "docker_archive"])))]
 pub struct ImageArgs {
     /// Layer version ARNs or .zip files, applied in order (a later one overrides an earlier one)
     #[arg(required = true, value_name = "LAYER")]
     pub layers: Vec<String>,
+    /// Push the image to a registry (ECR or any OCI registry), e.g. 123456789012.dkr.ecr.us-east-1.amazonaws.com/fn:v1
+    #[arg(long, value_name = "REF")]
+    pub push: Option<String>,
+    /// Build on this base image (e.g. public.ecr.aws/lambda/python:3.12); its config is inherited
+    #[arg(long, value_name = "REF")]
+    pub base: Option<String>,
+    /// With --push to ECR: create the repository if it does not exist
+    #[arg(long, requires = "push")]
+    pub create_repository: bool,
     /// Write an OCI image layout to DIR, tagged TAG in its index.json
     #[arg(long, value_name = "DIR[:TAG]")]
     pub oci_layout: Option<String>,
@@ -113,4 +131,50 @@ pub struct InspectArgs {
     pub target: String,
     #[command(flatten)]
     pub limits: LimitArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ZipArgs {
+    /// The image: a registry reference, oci:DIR[:TAG] or docker-archive:FILE
+    #[arg(value_name = "IMAGE")]
+    pub image: String,
+    /// The layer zip to write
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: PathBuf,
+    /// The directory of the image that becomes the zip's root
+    #[arg(long, default_value = "/opt", value_name = "DIR")]
+    pub path: String,
+    /// Platform to pick from a multi-platform image (default linux/amd64)
+    #[arg(long, value_name = "PLATFORM")]
+    pub platform: Option<String>,
+    /// Compression threads (default: all cores); the bytes are the same whatever the count
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+    /// Publish the zip as a new version of this layer (nothing is published if the newest version
+    /// already has the same content)
+    #[arg(long, value_name = "NAME")]
+    pub publish: Option<String>,
+    /// With --publish: a compatible runtime (repeatable), e.g. python3.12
+    #[arg(
+        long = "compatible-runtime",
+        value_name = "RUNTIME",
+        requires = "publish"
+    )]
+    pub compatible_runtimes: Vec<String>,
+    /// With --publish: x86_64 or arm64 (default: from the image platform)
+    #[arg(
+        long = "compatible-architecture",
+        value_name = "ARCH",
+        requires = "publish"
+    )]
+    pub compatible_architectures: Vec<String>,
+    /// With --publish: the layer version description
+    #[arg(long, value_name = "TEXT", requires = "publish")]
+    pub description: Option<String>,
+    /// With --publish: the layer version license
+    #[arg(long, value_name = "TEXT", requires = "publish")]
+    pub license_info: Option<String>,
+    /// With --publish: upload through this S3 bucket (same region; needed over 50 MB)
+    #[arg(long, value_name = "BUCKET", requires = "publish")]
+    pub s3_bucket: Option<String>,
 }

@@ -41,21 +41,55 @@ pub struct AddedLayer {
     pub sources: Vec<LayerSource>,
 }
 
+/// What a base image contributes: its config (Env, Entrypoint, Cmd, WorkingDir, Labels, history,
+/// diff_ids), its layer descriptors, and its media type family.
+#[derive(Debug, Clone)]
+pub struct BaseImage {
+    pub name: String,
+    pub config: Value,
+    pub layers: Vec<Value>,
+    pub docker_media_types: bool,
+    pub platform: Platform,
+}
+
+pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
+pub const DOCKER_LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
+
 #[derive(Debug, Clone)]
 pub struct BuiltImage {
     pub config: Vec<u8>,
     pub config_digest: String,
     pub manifest: Vec<u8>,
     pub manifest_digest: String,
+    pub manifest_media_type: String,
+    /// Descriptors of every layer, base layers first.
+    pub layer_descriptors: Vec<Value>,
 }
 
-/// Assembles the config and manifest for `layers` on an empty base.
-pub fn build_image(layers: &[AddedLayer], platform: &Platform) -> BuiltImage {
-    let diff_ids: Vec<Value> = layers
-        .iter()
-        .map(|l| Value::String(l.digests.diff_id.clone()))
-        .collect();
-    let history: Vec<Value> = layers
+/// Assembles the config and manifest for `layers`, on `base` or on an empty image.
+pub fn build_image(
+    layers: &[AddedLayer],
+    platform: &Platform,
+    base: Option<&BaseImage>,
+) -> BuiltImage {
+    let docker = base.is_some_and(|b| b.docker_media_types);
+    let mut diff_ids: Vec<Value> = base
+        .and_then(|b| b.config.pointer("/rootfs/diff_ids"))
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    diff_ids.extend(
+        layers
+            .iter()
+            .map(|l| Value::String(l.digests.diff_id.clone())),
+    );
+    let mut history: Vec<Value> = base
+        .and_then(|b| b.config.get("history"))
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let added_history: Vec<Value> = layers
         .iter()
         .map(|l| {
             let sources: Vec<String> = l.sources.iter().map(LayerSource::describe).collect();
@@ -65,30 +99,36 @@ pub fn build_image(layers: &[AddedLayer], platform: &Platform) -> BuiltImage {
             })
         })
         .collect();
-    let mut config = json!({
-        "architecture": platform.architecture,
-        "os": platform.os,
-        "config": {},
-        "rootfs": {"type": "layers", "diff_ids": diff_ids},
-        "history": history,
-    });
-    if let Some(variant) = &platform.variant {
+    history.extend(added_history);
+    let mut config = match base {
+        Some(b) => b.config.clone(),
+        None => json!({
+            "architecture": platform.architecture,
+            "os": platform.os,
+            "config": {},
+        }),
+    };
+    if base.is_none()
+        && let Some(variant) = &platform.variant
+    {
         config["variant"] = Value::String(variant.clone());
     }
-    let config = to_canonical_bytes(&config);
-    let config_digest = sha256_digest(&config);
+    config["rootfs"] = json!({"type": "layers", "diff_ids": diff_ids});
+    config["history"] = Value::Array(history);
 
-    let layer_type = MediaType::ImageLayerGzip.to_string();
-    let descriptors: Vec<Value> = layers
-        .iter()
-        .map(|l| {
-            json!({
-                "mediaType": layer_type,
-                "digest": l.digests.digest,
-                "size": l.digests.size,
-            })
+    let layer_type = if docker {
+        DOCKER_LAYER_GZIP.to_string()
+    } else {
+        MediaType::ImageLayerGzip.to_string()
+    };
+    let mut descriptors: Vec<Value> = base.map(|b| b.layers.clone()).unwrap_or_default();
+    descriptors.extend(layers.iter().map(|l| {
+        json!({
+            "mediaType": layer_type,
+            "digest": l.digests.digest,
+            "size": l.digests.size,
         })
-        .collect();
+    }));
     let mut annotations = Map::new();
     let mut index = 0;
     for layer in layers {
@@ -104,17 +144,39 @@ pub fn build_image(layers: &[AddedLayer], platform: &Platform) -> BuiltImage {
             index += 1;
         }
     }
-    let manifest = json!({
+    if docker {
+        // Docker v2 manifests carry no annotations: the sources go into the config's labels.
+        let labels = &mut config["config"]["Labels"];
+        if !labels.is_object() {
+            *labels = Value::Object(Map::new());
+        }
+        for (k, v) in &annotations {
+            labels[k] = v.clone();
+        }
+    }
+    let config = to_canonical_bytes(&config);
+    let config_digest = sha256_digest(&config);
+    let (manifest_type, config_type) = if docker {
+        (DOCKER_MANIFEST.to_string(), DOCKER_CONFIG.to_string())
+    } else {
+        (
+            MediaType::ImageManifest.to_string(),
+            MediaType::ImageConfig.to_string(),
+        )
+    };
+    let mut manifest = json!({
         "schemaVersion": 2,
-        "mediaType": MediaType::ImageManifest.to_string(),
+        "mediaType": manifest_type,
         "config": {
-            "mediaType": MediaType::ImageConfig.to_string(),
+            "mediaType": config_type,
             "digest": config_digest,
             "size": config.len(),
         },
         "layers": descriptors,
-        "annotations": annotations,
     });
+    if !docker {
+        manifest["annotations"] = Value::Object(annotations);
+    }
     let manifest = to_canonical_bytes(&manifest);
     let manifest_digest = sha256_digest(&manifest);
     BuiltImage {
@@ -122,6 +184,8 @@ pub fn build_image(layers: &[AddedLayer], platform: &Platform) -> BuiltImage {
         config_digest,
         manifest,
         manifest_digest,
+        manifest_media_type: manifest_type,
+        layer_descriptors: descriptors,
     }
 }
 
@@ -148,8 +212,8 @@ mod tests {
     #[test]
     fn manifest_and_config_are_valid_oci_and_deterministic() {
         let layers = vec![layer(1), layer(2)];
-        let a = build_image(&layers, &Platform::arm64());
-        let b = build_image(&layers, &Platform::arm64());
+        let a = build_image(&layers, &Platform::arm64(), None);
+        let b = build_image(&layers, &Platform::arm64(), None);
         assert_eq!(a.manifest, b.manifest);
         let manifest: oci_spec::image::ImageManifest = serde_json::from_slice(&a.manifest).unwrap();
         assert_eq!(manifest.layers().len(), 2);
@@ -161,5 +225,55 @@ mod tests {
         let text = String::from_utf8(a.manifest).unwrap();
         assert!(text.contains("\"dev.layerport.layer.1.source\":\"layer2.zip\""));
         assert!(!text.contains(' '));
+    }
+}
+
+#[cfg(test)]
+mod base_tests {
+    use super::*;
+
+    #[test]
+    fn base_config_is_inherited_and_docker_family_kept() {
+        let base = BaseImage {
+            name: "base".into(),
+            config: json!({
+                "architecture": "arm64", "os": "linux", "created": "2024-01-01T00:00:00Z",
+                "config": {"Env": ["PATH=/usr/bin"], "Entrypoint": ["/lambda-entrypoint.sh"], "Cmd": ["app.handler"], "WorkingDir": "/var/task"},
+                "rootfs": {"type": "layers", "diff_ids": ["sha256:base"]},
+                "history": [{"created_by": "base layer"}],
+            }),
+            layers: vec![json!({"mediaType": DOCKER_LAYER_GZIP, "digest": "sha256:b", "size": 5})],
+            docker_media_types: true,
+            platform: Platform::arm64(),
+        };
+        let layer = AddedLayer {
+            digests: LayerDigests {
+                digest: "sha256:new".into(),
+                size: 9,
+                diff_id: "sha256:newdiff".into(),
+                tar_size: 1024,
+            },
+            sources: vec![LayerSource {
+                label: "x.zip".into(),
+                code_sha256: "C".into(),
+                sha256_hex: "00".into(),
+            }],
+        };
+        let img = build_image(&[layer], &Platform::arm64(), Some(&base));
+        let config: Value = serde_json::from_slice(&img.config).unwrap();
+        assert_eq!(config["config"]["Entrypoint"][0], "/lambda-entrypoint.sh");
+        assert_eq!(
+            config["rootfs"]["diff_ids"],
+            json!(["sha256:base", "sha256:newdiff"])
+        );
+        assert_eq!(config["history"].as_array().unwrap().len(), 2);
+        assert_eq!(
+            config["config"]["Labels"]["dev.layerport.layer.0.source"],
+            "x.zip"
+        );
+        let manifest: Value = serde_json::from_slice(&img.manifest).unwrap();
+        assert_eq!(manifest["mediaType"], DOCKER_MANIFEST);
+        assert_eq!(manifest["layers"][1]["mediaType"], DOCKER_LAYER_GZIP);
+        assert!(manifest.get("annotations").is_none());
     }
 }

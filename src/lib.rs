@@ -27,6 +27,7 @@ pub mod oci_layout;
 pub mod paths;
 pub mod platform;
 pub mod redact;
+pub mod registry;
 pub mod staging;
 pub mod tar_writer;
 pub mod warnings;

@@ -50,6 +50,18 @@ impl Staging {
         })
     }
 
+    /// A staging directory in the system's temp dir, for output that leaves the machine (a push).
+    pub fn in_temp() -> Result<Self> {
+        let dir = tempfile::Builder::new()
+            .prefix("layerport-")
+            .tempdir()
+            .map_err(|e| LayerError::io(std::env::temp_dir(), e))?;
+        Ok(Staging {
+            dir: Some(dir),
+            created_parents: Vec::new(),
+        })
+    }
+
     pub fn path(&self) -> &Path {
         self.dir.as_ref().expect("staging in use").path()
     }

@@ -10,6 +10,9 @@ use anyhow::Result;
 use serde_json::json;
 use tracing::{info, warn};
 
+use std::sync::Arc;
+
+use super::registries::Registries;
 use super::{print_json, print_line, resolve_layers, source_date_epoch};
 use crate::cli::{GlobalArgs, ImageArgs};
 use crate::digest::hex_part;
@@ -23,12 +26,17 @@ use crate::layer_zip::ZipLayer;
 use crate::oci_layout::{self, LayoutTarget};
 use crate::paths::normalize_prefix;
 use crate::platform::Platform;
+use crate::registry::base::fetch_base;
+use crate::registry::client::RegistryClient;
+use crate::registry::push::{BlobSource, PushBlob, PushJob, ensure_ecr_repository, push};
+use crate::registry::reference::ImageRef;
 use crate::staging::Staging;
 use crate::warnings::Warning;
 
 enum Output {
     Layout { dir: PathBuf, tag: Option<String> },
     Archive { file: PathBuf, tag: Option<String> },
+    Push(ImageRef),
 }
 
 pub fn run(global: &GlobalArgs, args: &ImageArgs) -> Result<()> {
@@ -40,6 +48,18 @@ pub fn run(global: &GlobalArgs, args: &ImageArgs) -> Result<()> {
         .map(str::parse::<Platform>)
         .transpose()
         .map_err(LayerError::Usage)?;
+    let base_ref = args
+        .base
+        .as_deref()
+        .map(|b| ImageRef::parse(b.strip_prefix("docker://").unwrap_or(b)))
+        .transpose()
+        .map_err(LayerError::Usage)?;
+    if base_ref.is_some() && matches!(output, Output::Archive { .. }) {
+        return Err(LayerError::Usage(
+            "--base with --docker-archive is not supported yet\n  hint: use --oci-layout or --push with --base".into(),
+        )
+        .into());
+    }
     let opts = BuildOptions {
         prefix,
         mtime_override: source_date_epoch()?,
@@ -49,8 +69,11 @@ pub fn run(global: &GlobalArgs, args: &ImageArgs) -> Result<()> {
     let resolved = resolve_layers(global, &args.layers)?;
     let layers = &resolved.layers;
 
-    let (dest, layout_target) = match &output {
-        Output::Layout { dir, .. } => (dir.clone(), Some(oci_layout::check_target(dir)?)),
+    let (staging, layout_target) = match &output {
+        Output::Layout { dir, .. } => {
+            let target = oci_layout::check_target(dir)?;
+            (Staging::next_to(dir)?, Some(target))
+        }
         Output::Archive { file, .. } => {
             if file.is_dir() {
                 return Err(LayerError::Output {
@@ -61,12 +84,37 @@ pub fn run(global: &GlobalArgs, args: &ImageArgs) -> Result<()> {
                 }
                 .into());
             }
-            (file.clone(), None)
+            (Staging::next_to(file)?, None)
         }
+        Output::Push(_) => (Staging::in_temp()?, None),
     };
-    let staging = Staging::next_to(&dest)?;
     let blobs = staging.path().join("blobs").join("sha256");
     fs::create_dir_all(&blobs).map_err(|e| LayerError::io(&blobs, e))?;
+
+    let needs_registry = base_ref.is_some() || matches!(output, Output::Push(_));
+    let runtime = if needs_registry {
+        Some(
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()?,
+        )
+    } else {
+        None
+    };
+    let registries = Registries::new(global);
+    let base = match (&base_ref, &runtime) {
+        (Some(r), Some(rt)) => {
+            info!("pulling base image {r}");
+            Some(rt.block_on(async {
+                let client = registries.client(r).await?;
+                let base =
+                    fetch_base(&client, r, requested_platform.as_ref(), staging.path()).await?;
+                anyhow::Ok((client, base))
+            })?)
+        }
+        _ => None,
+    };
 
     let groups: Vec<Vec<usize>> = if args.squash {
         vec![(0..layers.len()).collect()]
@@ -92,11 +140,28 @@ pub fn run(global: &GlobalArgs, args: &ImageArgs) -> Result<()> {
         added.push((layer, warnings));
     }
     let image_layers: Vec<AddedLayer> = added.iter().map(|(l, _)| l.clone()).collect();
-    let platform = choose_platform(requested_platform, layers);
-    let image = build_image(&image_layers, &platform);
+    let platform = match &base {
+        Some((_, b)) => {
+            if let Some(p) = &requested_platform
+                && p.architecture != b.platform.architecture
+            {
+                warn!(
+                    "--platform is {p} but the base image {} is {}; the image uses the base's",
+                    b.name, b.platform
+                );
+            }
+            b.platform.clone()
+        }
+        None => choose_platform(requested_platform, layers),
+    };
+    let image = build_image(&image_layers, &platform, base.as_ref().map(|(_, b)| b));
 
+    let mut push_report = None;
     let (kind, shown) = match &output {
         Output::Layout { dir, tag } => {
+            if let (Some((client, b)), Some(rt), Some(r)) = (&base, &runtime, &base_ref) {
+                rt.block_on(copy_base_layers(client, r, &b.layers, &blobs))?;
+            }
             oci_layout::write(
                 staging,
                 dir,
@@ -113,9 +178,80 @@ pub fn run(global: &GlobalArgs, args: &ImageArgs) -> Result<()> {
                 format_dest("docker-archive:", file, tag.as_deref()),
             )
         }
+        Output::Push(target) => {
+            let rt = runtime.as_ref().expect("push builds a runtime");
+            let config_path = blobs.join(hex_part(&image.config_digest));
+            fs::write(&config_path, &image.config).map_err(|e| LayerError::io(&config_path, e))?;
+            let mut push_blobs: Vec<PushBlob> = Vec::new();
+            if let Some((_, b)) = &base {
+                for d in &b.layers {
+                    push_blobs.push(PushBlob {
+                        digest: d["digest"].as_str().unwrap_or_default().to_string(),
+                        size: d["size"].as_u64().unwrap_or(0),
+                        source: BlobSource::Base,
+                    });
+                }
+            }
+            for l in &image_layers {
+                push_blobs.push(PushBlob {
+                    digest: l.digests.digest.clone(),
+                    size: l.digests.size,
+                    source: BlobSource::File(blobs.join(hex_part(&l.digests.digest))),
+                });
+            }
+            push_blobs.push(PushBlob {
+                digest: image.config_digest.clone(),
+                size: image.config.len() as u64,
+                source: BlobSource::File(config_path),
+            });
+            let report = rt.block_on(async {
+                if args.create_repository {
+                    let region = registries.ecr_region(target).await.ok_or_else(|| {
+                        LayerError::Usage(
+                            "--create-repository needs a region: pass --region or set AWS_REGION"
+                                .into(),
+                        )
+                    })?;
+                    if ensure_ecr_repository(registries.sdk().await, &region, &target.repository)
+                        .await?
+                    {
+                        info!("created ECR repository {} in {region}", target.repository);
+                    }
+                }
+                let client = registries.client(target).await?;
+                let job = PushJob {
+                    target: client,
+                    image: target.clone(),
+                    base: base
+                        .as_ref()
+                        .map(|(c, _)| (Arc::clone(c), base_ref.clone().expect("base ref"))),
+                    blobs: push_blobs,
+                    manifest: image.manifest.clone(),
+                    manifest_media_type: image.manifest_media_type.clone(),
+                    manifest_digest: image.manifest_digest.clone(),
+                    scratch: staging.path().to_path_buf(),
+                };
+                anyhow::Ok(push(job).await?)
+            })?;
+            let uploaded = report.blobs.iter().filter(|b| b.status != "exists").count();
+            info!(
+                "pushed {target}: {uploaded} of {} blobs transferred{}",
+                report.blobs.len(),
+                if report.manifest_pushed {
+                    ""
+                } else {
+                    ", tag already up to date"
+                }
+            );
+            push_report = Some(report);
+            (
+                "registry",
+                format!("{}@{}", target.name(), image.manifest_digest),
+            )
+        }
     };
     info!(
-        "wrote {shown} ({platform}, {} layer(s))",
+        "wrote {shown} ({platform}, {} layer(s) added)",
         image_layers.len()
     );
 
@@ -137,19 +273,50 @@ pub fn run(global: &GlobalArgs, args: &ImageArgs) -> Result<()> {
                 })
             })
             .collect();
-        print_json(&json!({
+        let mut doc = json!({
             "output": {"kind": kind, "reference": shown},
             "manifestDigest": image.manifest_digest,
             "configDigest": image.config_digest,
             "platform": platform.to_string(),
             "layers": layers_json,
-        }))
+        });
+        if let Some(r) = &push_report {
+            doc["blobs"] = serde_json::to_value(&r.blobs)?;
+            doc["manifestPushed"] = json!(r.manifest_pushed);
+        }
+        print_json(&doc)
+    } else if matches!(output, Output::Push(_)) {
+        print_line(&shown)
     } else {
         print_line(&image.manifest_digest)
     }
 }
 
+/// Brings the base image's layer blobs into the layout being written (verified while streaming).
+async fn copy_base_layers(
+    client: &RegistryClient,
+    base: &ImageRef,
+    descriptors: &[serde_json::Value],
+    blobs: &Path,
+) -> Result<()> {
+    for d in descriptors {
+        let digest = d["digest"].as_str().unwrap_or_default();
+        let dest = blobs.join(hex_part(digest));
+        if !dest.exists() {
+            client
+                .download_blob(&base.repository, digest, d["size"].as_u64(), &dest)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
 fn parse_output(args: &ImageArgs) -> Result<Output> {
+    if let Some(target) = &args.push {
+        let target = ImageRef::parse(target.strip_prefix("docker://").unwrap_or(target))
+            .map_err(LayerError::Usage)?;
+        return Ok(Output::Push(target));
+    }
     if let Some(spec) = &args.oci_layout {
         let (dir, tag) = split_dest(spec);
         if let Some(tag) = &tag {

@@ -3,6 +3,8 @@
 mod fetch;
 mod image;
 mod inspect;
+mod registries;
+mod zip;
 
 use std::io::Write;
 
@@ -23,6 +25,7 @@ pub fn run(cli: Cli) -> Result<()> {
     match &cli.command {
         Command::Image(args) => image::run(&cli.global, args),
         Command::Fetch(args) => fetch::run(&cli.global, args),
+        Command::Zip(args) => zip::run(&cli.global, args),
         Command::Inspect(args) => inspect::run(&cli.global, args),
     }
 }

@@ -1,0 +1,742 @@
+//! A small OCI distribution client over reqwest: bearer/basic auth challenges, retries with backoff on
+//! 429/5xx/resets, blobs streamed from and to disk with digest checks, monolithic uploads.
+//!
+//! We speak the protocol ourselves instead of through oci-client because its uploads take the whole
+//! blob as one in-memory slice, and layers can be hundreds of megabytes.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use base64::Engine;
+use reqwest::header::{
+    ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, WWW_AUTHENTICATE,
+};
+use reqwest::{Method, StatusCode};
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncWriteExt;
+use tracing::{debug, warn};
+
+use crate::digest::format_digest;
+use crate::download::RetryPolicy;
+use crate::redact::url_for_log;
+
+/// Manifest media types we accept when reading.
+pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
+
+#[derive(Clone, Default)]
+pub enum Credentials {
+    #[default]
+    Anonymous,
+    Basic {
+        username: String,
+        password: String,
+    },
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Credentials::Anonymous => f.write_str("Anonymous"),
+            Credentials::Basic { username, .. } => write!(f, "Basic({username}, <redacted>)"),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("{registry}: authentication failed for {repository} (HTTP {status})\n  hint: {hint}")]
+    Unauthorized {
+        registry: String,
+        repository: String,
+        status: u16,
+        hint: String,
+    },
+    #[error("{registry}/{repository}: {what} not found")]
+    NotFound {
+        registry: String,
+        repository: String,
+        what: String,
+    },
+    #[error("{registry}/{repository}: {operation} failed: HTTP {status} {body}")]
+    Status {
+        registry: String,
+        repository: String,
+        operation: String,
+        status: u16,
+        body: String,
+    },
+    #[error(
+        "{registry}: {operation} failed after {attempts} attempts: {detail}\n  hint: check that the registry is reachable (use --plain-http HOST for a registry without TLS)"
+    )]
+    Network {
+        registry: String,
+        operation: String,
+        attempts: u32,
+        detail: String,
+    },
+    #[error(
+        "{registry}/{repository}: blob {digest} does not match its digest ({detail})\n  hint: the registry or something between us returned other content; retry"
+    )]
+    DigestMismatch {
+        registry: String,
+        repository: String,
+        digest: String,
+        detail: String,
+    },
+    #[error("cannot use {path}: {source}")]
+    Io {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+}
+
+pub type Result<T, E = RegistryError> = std::result::Result<T, E>;
+
+/// One registry host, with its credentials and the bearer tokens obtained for each scope.
+pub struct RegistryClient {
+    http: reqwest::Client,
+    pub registry: String,
+    base_url: String,
+    credentials: Credentials,
+    tokens: Mutex<HashMap<String, String>>,
+    use_basic: Mutex<bool>,
+    policy: RetryPolicy,
+}
+
+/// A manifest as the registry served it.
+#[derive(Debug, Clone)]
+pub struct FetchedManifest {
+    pub bytes: Vec<u8>,
+    pub media_type: String,
+    pub digest: String,
+}
+
+/// One registry request, described so that a retry can send it again.
+struct Req<'a> {
+    method: Method,
+    url: &'a str,
+    repository: &'a str,
+    /// Needs push (write) permission, not only pull.
+    push: bool,
+    headers: HeaderMap,
+    body: Body<'a>,
+    operation: &'a str,
+}
+
+/// What a request body is, so that a retry can build it again.
+enum Body<'a> {
+    Empty,
+    Bytes(&'a [u8]),
+    File(&'a Path, u64),
+}
+
+impl RegistryClient {
+    pub fn new(api_host: &str, registry: &str, plain_http: bool, credentials: Credentials) -> Self {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(15))
+            .read_timeout(Duration::from_secs(120))
+            .user_agent(concat!("layerport/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .expect("a TLS backend is compiled in");
+        let scheme = if plain_http { "http" } else { "https" };
+        RegistryClient {
+            http,
+            registry: registry.to_string(),
+            base_url: format!("{scheme}://{api_host}"),
+            credentials,
+            tokens: Mutex::new(HashMap::new()),
+            use_basic: Mutex::new(false),
+            policy: RetryPolicy::default(),
+        }
+    }
+
+    pub fn with_retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    fn url(&self, path: &str) -> String {
+        if path.starts_with("http://") || path.starts_with("https://") {
+            path.to_string()
+        } else {
+            format!("{}{}", self.base_url, path)
+        }
+    }
+
+    /// Sends a request, answering auth challenges and retrying transient failures.
+    async fn send(&self, request: Req<'_>) -> Result<reqwest::Response> {
+        let Req {
+            method,
+            url,
+            repository,
+            push,
+            headers,
+            body,
+            operation,
+        } = request;
+        let scope = if push {
+            format!("repository:{repository}:pull,push")
+        } else {
+            format!("repository:{repository}:pull")
+        };
+        let mut last = String::new();
+        let mut challenged = false;
+        let mut attempt = 0;
+        while attempt < self.policy.attempts {
+            attempt += 1;
+            let mut req = self
+                .http
+                .request(method.clone(), url)
+                .headers(headers.clone());
+            if let Some(auth) = self.auth_header(&scope) {
+                req = req.header(AUTHORIZATION, auth);
+            }
+            req = match &body {
+                Body::Empty => req,
+                Body::Bytes(b) => req.body(b.to_vec()),
+                Body::File(path, size) => {
+                    let file =
+                        tokio::fs::File::open(path)
+                            .await
+                            .map_err(|e| RegistryError::Io {
+                                path: path.to_path_buf(),
+                                source: e,
+                            })?;
+                    req.header(CONTENT_LENGTH, *size)
+                        .body(reqwest::Body::from(file))
+                }
+            };
+            debug!("{method} {}", url_for_log(url));
+            let response = match req.send().await {
+                Ok(r) => r,
+                Err(e) => {
+                    last = describe(&e);
+                    self.pause(operation, &last, attempt).await;
+                    continue;
+                }
+            };
+            let status = response.status();
+            if status == StatusCode::UNAUTHORIZED && !challenged {
+                challenged = true;
+                let challenge = response
+                    .headers()
+                    .get(WWW_AUTHENTICATE)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_string();
+                self.answer_challenge(&challenge, &scope, repository)
+                    .await?;
+                attempt -= 1;
+                continue;
+            }
+            if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+                return Err(RegistryError::Unauthorized {
+                    registry: self.registry.clone(),
+                    repository: repository.to_string(),
+                    status: status.as_u16(),
+                    hint: self.auth_hint(),
+                });
+            }
+            if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+                last = format!("HTTP {status}");
+                self.pause(operation, &last, attempt).await;
+                continue;
+            }
+            return Ok(response);
+        }
+        Err(RegistryError::Network {
+            registry: self.registry.clone(),
+            operation: operation.to_string(),
+            attempts: self.policy.attempts,
+            detail: last,
+        })
+    }
+
+    async fn pause(&self, operation: &str, why: &str, attempt: u32) {
+        if attempt < self.policy.attempts {
+            let delay = self.policy.delay(attempt);
+            warn!(
+                "{}: {operation}: {why}; retrying in {delay:?}",
+                self.registry
+            );
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    fn auth_hint(&self) -> String {
+        match self.credentials {
+            Credentials::Anonymous => format!(
+                "no credentials for {}: log in with `docker login {}` (or a credential helper), or use --registry-auth ecr for an ECR endpoint",
+                self.registry, self.registry
+            ),
+            Credentials::Basic { .. } => format!(
+                "the credentials for {} were refused or lack permission for this repository; log in again or check its permissions",
+                self.registry
+            ),
+        }
+    }
+
+    fn auth_header(&self, scope: &str) -> Option<String> {
+        if let Some(token) = self
+            .tokens
+            .lock()
+            .expect("no panics while locked")
+            .get(scope)
+        {
+            return Some(format!("Bearer {token}"));
+        }
+        if *self.use_basic.lock().expect("no panics while locked") {
+            return self.basic_header();
+        }
+        None
+    }
+
+    fn basic_header(&self) -> Option<String> {
+        match &self.credentials {
+            Credentials::Basic { username, password } => Some(format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"))
+            )),
+            Credentials::Anonymous => None,
+        }
+    }
+
+    async fn answer_challenge(&self, challenge: &str, scope: &str, repository: &str) -> Result<()> {
+        let lower = challenge.to_ascii_lowercase();
+        if lower.starts_with("basic") {
+            *self.use_basic.lock().expect("no panics while locked") = true;
+            return Ok(());
+        }
+        if !lower.starts_with("bearer") {
+            return Ok(());
+        }
+        let params = parse_challenge(&challenge[6..]);
+        let Some(realm) = params.get("realm") else {
+            return Ok(());
+        };
+        let mut url = reqwest::Url::parse(realm).map_err(|_| RegistryError::Status {
+            registry: self.registry.clone(),
+            repository: repository.to_string(),
+            operation: "authentication".into(),
+            status: 401,
+            body: "the registry's token realm is not a URL".into(),
+        })?;
+        {
+            let mut q = url.query_pairs_mut();
+            if let Some(service) = params.get("service") {
+                q.append_pair("service", service);
+            }
+            q.append_pair("scope", scope);
+        }
+        let mut req = self.http.get(url.clone());
+        if let Some(basic) = self.basic_header() {
+            req = req.header(AUTHORIZATION, basic);
+        }
+        let response = req.send().await.map_err(|e| RegistryError::Network {
+            registry: self.registry.clone(),
+            operation: "token request".into(),
+            attempts: 1,
+            detail: describe(&e),
+        })?;
+        if !response.status().is_success() {
+            return Err(RegistryError::Unauthorized {
+                registry: self.registry.clone(),
+                repository: repository.to_string(),
+                status: response.status().as_u16(),
+                hint: self.auth_hint(),
+            });
+        }
+        let bytes = response.bytes().await.map_err(|e| RegistryError::Network {
+            registry: self.registry.clone(),
+            operation: "token request".into(),
+            attempts: 1,
+            detail: describe(&e),
+        })?;
+        let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+        let token = body
+            .get("token")
+            .or_else(|| body.get("access_token"))
+            .and_then(|t| t.as_str())
+            .unwrap_or_default()
+            .to_string();
+        self.tokens
+            .lock()
+            .expect("no panics while locked")
+            .insert(scope.to_string(), token);
+        Ok(())
+    }
+
+    fn status_error(
+        &self,
+        repository: &str,
+        operation: &str,
+        status: StatusCode,
+        body: String,
+    ) -> RegistryError {
+        let body: String = crate::redact::scrub(&body).chars().take(300).collect();
+        RegistryError::Status {
+            registry: self.registry.clone(),
+            repository: repository.to_string(),
+            operation: operation.to_string(),
+            status: status.as_u16(),
+            body,
+        }
+    }
+
+    pub async fn blob_exists(&self, repository: &str, digest: &str) -> Result<bool> {
+        let url = self.url(&format!("/v2/{repository}/blobs/{digest}"));
+        let r = self
+            .send(Req {
+                method: Method::HEAD,
+                url: &url,
+                repository,
+                push: true,
+                headers: HeaderMap::new(),
+                body: Body::Empty,
+                operation: "blob check",
+            })
+            .await?;
+        match r.status() {
+            s if s.is_success() => Ok(true),
+            StatusCode::NOT_FOUND => Ok(false),
+            s => Err(self.status_error(repository, "blob check", s, String::new())),
+        }
+    }
+
+    /// Uploads a blob from disk in one PUT; with `mount_from`, first asks the registry to mount it
+    /// from another repository of the same registry. Returns true if it was mounted (no upload).
+    pub async fn upload_blob(
+        &self,
+        repository: &str,
+        digest: &str,
+        file: Option<(&Path, u64)>,
+        mount_from: Option<&str>,
+    ) -> Result<bool> {
+        let mut start = format!("/v2/{repository}/blobs/uploads/");
+        if let Some(from) = mount_from {
+            start.push_str(&format!("?mount={digest}&from={from}"));
+        }
+        let url = self.url(&start);
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_LENGTH, 0.into());
+        let r = self
+            .send(Req {
+                method: Method::POST,
+                url: &url,
+                repository,
+                push: true,
+                headers,
+                body: Body::Empty,
+                operation: "upload start",
+            })
+            .await?;
+        let status = r.status();
+        if status == StatusCode::CREATED && mount_from.is_some() {
+            return Ok(true);
+        }
+        if status != StatusCode::ACCEPTED {
+            let body = r.text().await.unwrap_or_default();
+            return Err(self.status_error(repository, "upload start", status, body));
+        }
+        let location = r
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+            .ok_or_else(|| {
+                self.status_error(
+                    repository,
+                    "upload start",
+                    status,
+                    "no Location header".into(),
+                )
+            })?;
+        let Some((path, size)) = file else {
+            return Ok(false);
+        };
+        let sep = if location.contains('?') { '&' } else { '?' };
+        let put_url = self.url(&format!("{location}{sep}digest={digest}"));
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            CONTENT_TYPE,
+            "application/octet-stream".parse().expect("static"),
+        );
+        let r = self
+            .send(Req {
+                method: Method::PUT,
+                url: &put_url,
+                repository,
+                push: true,
+                headers,
+                body: Body::File(path, size),
+                operation: "blob upload",
+            })
+            .await?;
+        if r.status() != StatusCode::CREATED {
+            let status = r.status();
+            let body = r.text().await.unwrap_or_default();
+            return Err(self.status_error(repository, "blob upload", status, body));
+        }
+        Ok(false)
+    }
+
+    pub async fn get_manifest(&self, repository: &str, reference: &str) -> Result<FetchedManifest> {
+        let url = self.url(&format!("/v2/{repository}/manifests/{reference}"));
+        let mut headers = HeaderMap::new();
+        headers.insert(ACCEPT, MANIFEST_ACCEPT.parse().expect("static"));
+        let r = self
+            .send(Req {
+                method: Method::GET,
+                url: &url,
+                repository,
+                push: false,
+                headers,
+                body: Body::Empty,
+                operation: "manifest fetch",
+            })
+            .await?;
+        let status = r.status();
+        if status == StatusCode::NOT_FOUND {
+            return Err(RegistryError::NotFound {
+                registry: self.registry.clone(),
+                repository: repository.to_string(),
+                what: format!("manifest {reference}"),
+            });
+        }
+        if !status.is_success() {
+            let body = r.text().await.unwrap_or_default();
+            return Err(self.status_error(repository, "manifest fetch", status, body));
+        }
+        let media_type = r
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_string();
+        let bytes = r.bytes().await.map_err(|e| RegistryError::Network {
+            registry: self.registry.clone(),
+            operation: "manifest fetch".into(),
+            attempts: 1,
+            detail: describe(&e),
+        })?;
+        let digest = format_digest(&Sha256::digest(&bytes));
+        if reference.starts_with("sha256:") && reference != digest {
+            return Err(RegistryError::DigestMismatch {
+                registry: self.registry.clone(),
+                repository: repository.to_string(),
+                digest: reference.to_string(),
+                detail: format!("got {digest}"),
+            });
+        }
+        let media_type = if media_type.is_empty() || media_type == "application/json" {
+            serde_json::from_slice::<serde_json::Value>(&bytes)
+                .ok()
+                .and_then(|v| {
+                    v.get("mediaType")
+                        .and_then(|m| m.as_str())
+                        .map(str::to_string)
+                })
+                .unwrap_or_default()
+        } else {
+            media_type
+        };
+        Ok(FetchedManifest {
+            bytes: bytes.to_vec(),
+            media_type,
+            digest,
+        })
+    }
+
+    /// The digest the tag points at now, or None if the tag does not exist.
+    pub async fn manifest_digest(
+        &self,
+        repository: &str,
+        reference: &str,
+    ) -> Result<Option<String>> {
+        match self.get_manifest(repository, reference).await {
+            Ok(m) => Ok(Some(m.digest)),
+            Err(RegistryError::NotFound { .. }) => Ok(None),
+            Err(RegistryError::Status { status: 404, .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub async fn put_manifest(
+        &self,
+        repository: &str,
+        reference: &str,
+        media_type: &str,
+        bytes: &[u8],
+    ) -> Result<()> {
+        let url = self.url(&format!("/v2/{repository}/manifests/{reference}"));
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            CONTENT_TYPE,
+            media_type.parse().map_err(|_| {
+                self.status_error(
+                    repository,
+                    "manifest push",
+                    StatusCode::BAD_REQUEST,
+                    "bad media type".into(),
+                )
+            })?,
+        );
+        let r = self
+            .send(Req {
+                method: Method::PUT,
+                url: &url,
+                repository,
+                push: true,
+                headers,
+                body: Body::Bytes(bytes),
+                operation: "manifest push",
+            })
+            .await?;
+        if r.status() != StatusCode::CREATED && !r.status().is_success() {
+            let status = r.status();
+            let body = r.text().await.unwrap_or_default();
+            return Err(self.status_error(repository, "manifest push", status, body));
+        }
+        Ok(())
+    }
+
+    /// Streams a blob to `dest`, checking its sha256 and size as it arrives.
+    pub async fn download_blob(
+        &self,
+        repository: &str,
+        digest: &str,
+        size: Option<u64>,
+        dest: &Path,
+    ) -> Result<()> {
+        let url = self.url(&format!("/v2/{repository}/blobs/{digest}"));
+        let r = self
+            .send(Req {
+                method: Method::GET,
+                url: &url,
+                repository,
+                push: false,
+                headers: HeaderMap::new(),
+                body: Body::Empty,
+                operation: "blob download",
+            })
+            .await?;
+        if !r.status().is_success() {
+            let status = r.status();
+            if status == StatusCode::NOT_FOUND {
+                return Err(RegistryError::NotFound {
+                    registry: self.registry.clone(),
+                    repository: repository.to_string(),
+                    what: format!("blob {digest}"),
+                });
+            }
+            return Err(self.status_error(repository, "blob download", status, String::new()));
+        }
+        let io = |e| RegistryError::Io {
+            path: dest.to_path_buf(),
+            source: e,
+        };
+        let mut file = tokio::fs::File::create(dest).await.map_err(io)?;
+        let mut hasher = Sha256::new();
+        let mut received = 0u64;
+        let mut r = r;
+        while let Some(chunk) = r.chunk().await.map_err(|e| RegistryError::Network {
+            registry: self.registry.clone(),
+            operation: format!("download of {digest}"),
+            attempts: 1,
+            detail: describe(&e),
+        })? {
+            hasher.update(&chunk);
+            received += chunk.len() as u64;
+            file.write_all(&chunk).await.map_err(io)?;
+        }
+        file.flush().await.map_err(io)?;
+        let got = format_digest(&hasher.finalize());
+        if got != digest || size.is_some_and(|s| s != received) {
+            let _ = tokio::fs::remove_file(dest).await;
+            return Err(RegistryError::DigestMismatch {
+                registry: self.registry.clone(),
+                repository: repository.to_string(),
+                digest: digest.to_string(),
+                detail: format!("got {got}, {received} bytes"),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// `realm="…",service="…",scope="…"` → map.
+fn parse_challenge(params: &str) -> HashMap<String, String> {
+    let mut out = HashMap::new();
+    let mut rest = params.trim();
+    while !rest.is_empty() {
+        let Some(eq) = rest.find('=') else { break };
+        let key = rest[..eq]
+            .trim()
+            .trim_start_matches(',')
+            .trim()
+            .to_ascii_lowercase();
+        rest = &rest[eq + 1..];
+        let value;
+        if let Some(stripped) = rest.strip_prefix('"') {
+            let end = stripped.find('"').unwrap_or(stripped.len());
+            value = stripped[..end].to_string();
+            rest = stripped.get(end + 1..).unwrap_or("");
+        } else {
+            let end = rest.find(',').unwrap_or(rest.len());
+            value = rest[..end].trim().to_string();
+            rest = &rest[end..];
+        }
+        rest = rest.trim_start_matches([',', ' ']);
+        out.insert(key, value);
+    }
+    out
+}
+
+fn describe(err: &reqwest::Error) -> String {
+    let mut text = err.without_url_ref();
+    let mut source = std::error::Error::source(err);
+    while let Some(e) = source {
+        let part = e.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = e.source();
+    }
+    crate::redact::scrub(&text)
+}
+
+trait WithoutUrl {
+    fn without_url_ref(&self) -> String;
+}
+
+impl WithoutUrl for reqwest::Error {
+    fn without_url_ref(&self) -> String {
+        let mut s = self.to_string();
+        if let Some(i) = s.find(" for url (") {
+            s.truncate(i);
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_bearer_challenges() {
+        let p = parse_challenge(
+            r#" realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/python:pull""#,
+        );
+        assert_eq!(p["realm"], "https://auth.docker.io/token");
+        assert_eq!(p["service"], "registry.docker.io");
+        assert_eq!(p["scope"], "repository:library/python:pull");
+    }
+}

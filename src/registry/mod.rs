@@ -1,0 +1,8 @@
+//! Registry adapters at the edge: references, credentials, the distribution client, base images and
+//! pushes. The conversion core never sees any of it.
+
+pub mod auth;
+pub mod base;
+pub mod client;
+pub mod push;
+pub mod reference;
