@@ -26,6 +26,7 @@ pub mod modes;
 pub mod oci_layout;
 pub mod paths;
 pub mod platform;
+pub mod progress;
 pub mod redact;
 pub mod registry;
 pub mod staging;

@@ -8,6 +8,7 @@ use tokio::sync::OnceCell;
 
 use crate::aws::{AwsSettings, load_sdk_config};
 use crate::cli::GlobalArgs;
+use crate::progress::Progress;
 use crate::registry::auth::credentials_for;
 use crate::registry::client::RegistryClient;
 use crate::registry::reference::ImageRef;
@@ -17,6 +18,7 @@ pub struct Registries {
     plain_http: Vec<String>,
     auth: crate::cli::RegistryAuth,
     sdk: OnceCell<SdkConfig>,
+    progress: Progress,
 }
 
 impl Registries {
@@ -29,6 +31,7 @@ impl Registries {
             plain_http: global.plain_http.clone(),
             auth: global.registry_auth,
             sdk: OnceCell::new(),
+            progress: Progress::for_terminal(global.quiet || global.json),
         }
     }
 
@@ -47,12 +50,10 @@ impl Registries {
             self.sdk().await.clone()
         })
         .await?;
-        Ok(Arc::new(RegistryClient::new(
-            image.api_host(),
-            &image.registry,
-            plain,
-            credentials,
-        )))
+        Ok(Arc::new(
+            RegistryClient::new(image.api_host(), &image.registry, plain, credentials)
+                .with_progress(self.progress.clone()),
+        ))
     }
 
     /// The region whose ECR serves `image` (its host's, else --region / the default chain).

@@ -20,7 +20,9 @@ use tracing::{debug, warn};
 
 use crate::digest::format_digest;
 use crate::download::RetryPolicy;
+use crate::progress::{FileBodyStream, Progress};
 use crate::redact::url_for_log;
+use indicatif::ProgressBar;
 
 /// Manifest media types we accept when reading.
 pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
@@ -103,6 +105,7 @@ pub struct RegistryClient {
     tokens: Mutex<HashMap<String, String>>,
     use_basic: Mutex<bool>,
     policy: RetryPolicy,
+    progress: Progress,
 }
 
 /// A manifest as the registry served it.
@@ -129,7 +132,7 @@ struct Req<'a> {
 enum Body<'a> {
     Empty,
     Bytes(&'a [u8]),
-    File(&'a Path, u64),
+    File(&'a Path, u64, &'a ProgressBar),
 }
 
 impl RegistryClient {
@@ -149,7 +152,13 @@ impl RegistryClient {
             tokens: Mutex::new(HashMap::new()),
             use_basic: Mutex::new(false),
             policy: RetryPolicy::default(),
+            progress: Progress::hidden(),
         }
+    }
+
+    pub fn with_progress(mut self, progress: Progress) -> Self {
+        self.progress = progress;
+        self
     }
 
     pub fn with_retry_policy(mut self, policy: RetryPolicy) -> Self {
@@ -196,7 +205,7 @@ impl RegistryClient {
             req = match &body {
                 Body::Empty => req,
                 Body::Bytes(b) => req.body(b.to_vec()),
-                Body::File(path, size) => {
+                Body::File(path, size, bar) => {
                     let file =
                         tokio::fs::File::open(path)
                             .await
@@ -204,8 +213,9 @@ impl RegistryClient {
                                 path: path.to_path_buf(),
                                 source: e,
                             })?;
+                    let stream = FileBodyStream::new(file, (*bar).clone());
                     req.header(CONTENT_LENGTH, *size)
-                        .body(reqwest::Body::from(file))
+                        .body(reqwest::Body::wrap_stream(stream))
                 }
             };
             debug!("{method} {}", url_for_log(url));
@@ -456,6 +466,12 @@ impl RegistryClient {
         let Some((path, size)) = file else {
             return Ok(false);
         };
+        let short: String = digest
+            .trim_start_matches("sha256:")
+            .chars()
+            .take(12)
+            .collect();
+        let bar = self.progress.bar(&format!("push {short}"), size);
         let sep = if location.contains('?') { '&' } else { '?' };
         let put_url = self.url(&format!("{location}{sep}digest={digest}"));
         let mut headers = HeaderMap::new();
@@ -470,7 +486,7 @@ impl RegistryClient {
                 repository,
                 push: true,
                 headers,
-                body: Body::File(path, size),
+                body: Body::File(path, size, &bar),
                 operation: "blob upload",
             })
             .await?;
