@@ -9,7 +9,6 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use base64::Engine;
 use reqwest::header::{
     ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, WWW_AUTHENTICATE,
 };
@@ -98,12 +97,12 @@ pub type Result<T, E = RegistryError> = std::result::Result<T, E>;
 
 /// One registry host, with its credentials and the bearer tokens obtained for each scope.
 pub struct RegistryClient {
-    http: reqwest::Client,
+    pub(super) http: reqwest::Client,
     pub registry: String,
     base_url: String,
-    credentials: Credentials,
-    tokens: Mutex<HashMap<String, String>>,
-    use_basic: Mutex<bool>,
+    pub(super) credentials: Credentials,
+    pub(super) tokens: Mutex<HashMap<String, String>>,
+    pub(super) use_basic: Mutex<bool>,
     policy: RetryPolicy,
     progress: Progress,
 }
@@ -273,109 +272,6 @@ impl RegistryClient {
             );
             tokio::time::sleep(delay).await;
         }
-    }
-
-    fn auth_hint(&self) -> String {
-        match self.credentials {
-            Credentials::Anonymous => format!(
-                "no credentials for {}: log in with `docker login {}` (or a credential helper), or use --registry-auth ecr for an ECR endpoint",
-                self.registry, self.registry
-            ),
-            Credentials::Basic { .. } => format!(
-                "the credentials for {} were refused or lack permission for this repository; log in again or check its permissions",
-                self.registry
-            ),
-        }
-    }
-
-    fn auth_header(&self, scope: &str) -> Option<String> {
-        if let Some(token) = self
-            .tokens
-            .lock()
-            .expect("no panics while locked")
-            .get(scope)
-        {
-            return Some(format!("Bearer {token}"));
-        }
-        if *self.use_basic.lock().expect("no panics while locked") {
-            return self.basic_header();
-        }
-        None
-    }
-
-    fn basic_header(&self) -> Option<String> {
-        match &self.credentials {
-            Credentials::Basic { username, password } => Some(format!(
-                "Basic {}",
-                base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"))
-            )),
-            Credentials::Anonymous => None,
-        }
-    }
-
-    async fn answer_challenge(&self, challenge: &str, scope: &str, repository: &str) -> Result<()> {
-        let lower = challenge.to_ascii_lowercase();
-        if lower.starts_with("basic") {
-            *self.use_basic.lock().expect("no panics while locked") = true;
-            return Ok(());
-        }
-        if !lower.starts_with("bearer") {
-            return Ok(());
-        }
-        let params = parse_challenge(&challenge[6..]);
-        let Some(realm) = params.get("realm") else {
-            return Ok(());
-        };
-        let mut url = reqwest::Url::parse(realm).map_err(|_| RegistryError::Status {
-            registry: self.registry.clone(),
-            repository: repository.to_string(),
-            operation: "authentication".into(),
-            status: 401,
-            body: "the registry's token realm is not a URL".into(),
-        })?;
-        {
-            let mut q = url.query_pairs_mut();
-            if let Some(service) = params.get("service") {
-                q.append_pair("service", service);
-            }
-            q.append_pair("scope", scope);
-        }
-        let mut req = self.http.get(url.clone());
-        if let Some(basic) = self.basic_header() {
-            req = req.header(AUTHORIZATION, basic);
-        }
-        let response = req.send().await.map_err(|e| RegistryError::Network {
-            registry: self.registry.clone(),
-            operation: "token request".into(),
-            attempts: 1,
-            detail: describe(&e),
-        })?;
-        if !response.status().is_success() {
-            return Err(RegistryError::Unauthorized {
-                registry: self.registry.clone(),
-                repository: repository.to_string(),
-                status: response.status().as_u16(),
-                hint: self.auth_hint(),
-            });
-        }
-        let bytes = response.bytes().await.map_err(|e| RegistryError::Network {
-            registry: self.registry.clone(),
-            operation: "token request".into(),
-            attempts: 1,
-            detail: describe(&e),
-        })?;
-        let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
-        let token = body
-            .get("token")
-            .or_else(|| body.get("access_token"))
-            .and_then(|t| t.as_str())
-            .unwrap_or_default()
-            .to_string();
-        self.tokens
-            .lock()
-            .expect("no panics while locked")
-            .insert(scope.to_string(), token);
-        Ok(())
     }
 
     fn status_error(
@@ -686,35 +582,8 @@ impl RegistryClient {
     }
 }
 
-/// `realm="…",service="…",scope="…"` → map.
-fn parse_challenge(params: &str) -> HashMap<String, String> {
-    let mut out = HashMap::new();
-    let mut rest = params.trim();
-    while !rest.is_empty() {
-        let Some(eq) = rest.find('=') else { break };
-        let key = rest[..eq]
-            .trim()
-            .trim_start_matches(',')
-            .trim()
-            .to_ascii_lowercase();
-        rest = &rest[eq + 1..];
-        let value;
-        if let Some(stripped) = rest.strip_prefix('"') {
-            let end = stripped.find('"').unwrap_or(stripped.len());
-            value = stripped[..end].to_string();
-            rest = stripped.get(end + 1..).unwrap_or("");
-        } else {
-            let end = rest.find(',').unwrap_or(rest.len());
-            value = rest[..end].trim().to_string();
-            rest = &rest[end..];
-        }
-        rest = rest.trim_start_matches([',', ' ']);
-        out.insert(key, value);
-    }
-    out
-}
-
-fn describe(err: &reqwest::Error) -> String {
+/// A reqwest error without its URL (reqwest puts the whole URL, query included, in Display).
+pub(super) fn describe(err: &reqwest::Error) -> String {
     let mut text = err.without_url_ref();
     let mut source = std::error::Error::source(err);
     while let Some(e) = source {
@@ -739,20 +608,5 @@ impl WithoutUrl for reqwest::Error {
             s.truncate(i);
         }
         s
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_bearer_challenges() {
-        let p = parse_challenge(
-            r#" realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/python:pull""#,
-        );
-        assert_eq!(p["realm"], "https://auth.docker.io/token");
-        assert_eq!(p["service"], "registry.docker.io");
-        assert_eq!(p["scope"], "repository:library/python:pull");
     }
 }

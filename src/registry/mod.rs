@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod base;
+mod challenge;
 pub mod client;
 pub mod push;
 pub mod reference;
