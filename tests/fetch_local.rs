@@ -199,3 +199,74 @@ fn failed_fetch_creates_nothing_when_dest_is_missing() {
         list_all(tmp.path())
     );
 }
+
+#[test]
+fn a_later_zip_replaces_an_earlier_symlink_instead_of_writing_through_it() {
+    let tmp = TempDir::new().unwrap();
+    let outside = tmp.path().join("outside");
+    fs::create_dir(&outside).unwrap();
+    let (abs, rel, under) = (
+        tmp.path().join("abs.zip"),
+        tmp.path().join("rel.zip"),
+        tmp.path().join("under.zip"),
+    );
+    make_zip(
+        &abs,
+        &[ZipEntry::Symlink("python", outside.to_str().unwrap())],
+    );
+    make_zip(&rel, &[ZipEntry::Symlink("python", "../outside")]);
+    make_zip(
+        &under,
+        &[ZipEntry::File("python/evil.txt", b"evil\n", 0o644)],
+    );
+    for first in [&abs, &rel] {
+        let dest = tmp.path().join("dest");
+        let (code, _, stderr) = run(&[
+            OsString::from("fetch"),
+            first.into(),
+            under.clone().into(),
+            "--dest".into(),
+            dest.clone().into(),
+        ]);
+        assert_eq!(code, 0, "{stderr}");
+        let t = tree(&dest);
+        assert_eq!(
+            t["python"].kind,
+            Kind::Dir,
+            "{first:?}: symlink not replaced"
+        );
+        assert_eq!(t["python/evil.txt"].data, b"evil\n");
+        assert!(
+            list_all(&outside).is_empty(),
+            "{first:?}: written through the symlink"
+        );
+        fs::remove_dir_all(&dest).unwrap();
+    }
+}
+
+#[test]
+fn fetch_never_writes_through_a_symlink_already_in_dest() {
+    let tmp = TempDir::new().unwrap();
+    let outside = tmp.path().join("outside");
+    fs::create_dir(&outside).unwrap();
+    let dest = tmp.path().join("dest");
+    fs::create_dir(&dest).unwrap();
+    std::os::unix::fs::symlink("../outside", dest.join("python")).unwrap();
+    let before = tree(tmp.path());
+    let (code, _, stderr) = fetch(&["good/stored.zip"], &dest);
+    assert!(
+        list_all(&outside).is_empty(),
+        "wrote through dest/python -> ../outside (exit {code}): {stderr}"
+    );
+    if code == 0 {
+        assert_eq!(
+            tree(&dest)["python"].kind,
+            Kind::Dir,
+            "python left a symlink but fetch succeeded"
+        );
+    } else {
+        assert_eq!(code, 1, "{stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        assert_eq!(tree(tmp.path()), before, "failed fetch changed things");
+    }
+}

@@ -1,5 +1,5 @@
-//! Proves that `layerport image` refuses every broken or hostile zip in testdata/bad with exit 1, a
-//! clear error naming the zip and entry plus a hint, and leaves nothing behind (no output, no temp files).
+//! Proves that `layerport image` refuses every broken or hostile zip (testdata/bad, NUL names) with exit 1,
+//! a clear error naming the zip and entry plus a hint, leaves nothing behind, and never lets a layer escape.
 
 mod support;
 
@@ -281,4 +281,89 @@ fn missing_zip_file_fails_cleanly() {
         "leftovers: {:?}",
         list_all(tmp.path())
     );
+}
+
+#[test]
+fn refuses_a_nul_byte_in_an_entry_name() {
+    let tmp = TempDir::new().unwrap();
+    let zip = tmp.path().join("nul.zip");
+    make_zip(
+        &zip,
+        &[
+            ZipEntry::File("python/ok.txt", b"ok\n", 0o644),
+            ZipEntry::File("python/aXb", b"x", 0o644),
+        ],
+    );
+    // Python's and the zip crate's writers refuse NUL, so patch it into both headers.
+    let bytes = fs::read(&zip).unwrap();
+    let needle = b"python/aXb";
+    let mut patched = bytes.clone();
+    let hits: Vec<usize> = (0..bytes.len() - needle.len())
+        .filter(|&i| &bytes[i..i + needle.len()] == needle)
+        .collect();
+    assert_eq!(hits.len(), 2, "name in local and central header");
+    for i in hits {
+        patched[i + 8] = 0;
+    }
+    let dir = TempDir::new().unwrap();
+    let bad = dir.path().join("nul.zip");
+    fs::write(&bad, patched).unwrap();
+    let (code, stdout, stderr) = run_image(
+        tmp.path(),
+        &bad,
+        "--oci-layout",
+        &format!("{}/out/n:t", tmp.path().display()),
+    );
+    assert_eq!(code, 1, "NUL in a name accepted: {stderr}");
+    assert!(
+        stdout.is_empty() && stderr.contains("nul.zip") && stderr.contains("NUL"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("hint:") && !stderr.contains("panicked"),
+        "{stderr}"
+    );
+    assert!(!tmp.path().join("out").exists());
+}
+
+#[test]
+fn a_later_layer_replaces_an_earlier_symlink_instead_of_following_it() {
+    let tmp = TempDir::new().unwrap();
+    let outside = tmp.path().join("outside");
+    fs::create_dir(&outside).unwrap();
+    let (abs, rel, under) = (
+        tmp.path().join("abs.zip"),
+        tmp.path().join("rel.zip"),
+        tmp.path().join("under.zip"),
+    );
+    make_zip(
+        &abs,
+        &[ZipEntry::Symlink("python", outside.to_str().unwrap())],
+    );
+    make_zip(&rel, &[ZipEntry::Symlink("python", "../../outside")]);
+    make_zip(
+        &under,
+        &[ZipEntry::File("python/evil.txt", b"evil\n", 0o644)],
+    );
+    for first in [&abs, &rel] {
+        for squash in [true, false] {
+            let layout = tmp.path().join("img");
+            let mut args: Vec<OsString> = vec!["image".into(), first.into(), under.clone().into()];
+            if squash {
+                args.push("--squash".into());
+            }
+            args.extend([
+                "--oci-layout".into(),
+                format!("{}:t", layout.display()).into(),
+            ]);
+            run_ok(&args);
+            let bundle = tmp.path().join("bundle");
+            let opt = subtree(&tree(&umoci_unpack(&layout, "t", &bundle)), "opt");
+            assert_eq!(opt["python"].kind, Kind::Dir, "{first:?} squash={squash}");
+            assert_eq!(opt["python/evil.txt"].data, b"evil\n");
+            assert!(list_all(&outside).is_empty(), "written through the symlink");
+            fs::remove_dir_all(&layout).unwrap();
+            fs::remove_dir_all(&bundle).unwrap();
+        }
+    }
 }

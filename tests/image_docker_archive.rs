@@ -166,3 +166,39 @@ fn archive_without_tag_still_loads() {
     ));
     assert_eq!(info["Layers"].as_array().unwrap().len(), ZIPS.len());
 }
+
+#[test]
+fn archives_are_deterministic_and_json_names_the_kind() {
+    let (a, b) = (TempDir::new().unwrap(), TempDir::new().unwrap());
+    let (fa, da) = build_archive(a.path(), ":myimg:v1");
+    let fb = b.path().join("img.tar");
+    let mut args = vec!["--json".to_string(), "image".to_string()];
+    args.extend(zip_args());
+    args.push("--docker-archive".into());
+    args.push(format!("{}:myimg:v1", fb.display()));
+    let doc = parse_json(&run_ok(&args));
+    assert_eq!(doc["output"]["kind"], "docker-archive");
+    assert_eq!(doc["manifestDigest"], da.as_str());
+    assert_eq!(doc["layers"].as_array().unwrap().len(), ZIPS.len());
+    assert!(
+        fs::read(&fa).unwrap() == fs::read(&fb).unwrap(),
+        "archive bytes differ between runs"
+    );
+}
+
+#[test]
+fn quiet_leaves_stderr_empty_on_success() {
+    let tmp = TempDir::new().unwrap();
+    let file = tmp.path().join("img.tar");
+    let mut cmd = layerport();
+    cmd.arg("-q").arg("image").args(zip_args());
+    cmd.arg("--docker-archive")
+        .arg(format!("{}:q:1", file.display()));
+    let (code, stdout, stderr) = run_cmd(&mut cmd);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.trim().starts_with("sha256:"),
+        "-q must keep the data on stdout: {stdout:?}"
+    );
+    assert!(stderr.is_empty(), "-q printed: {stderr}");
+}

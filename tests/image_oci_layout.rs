@@ -36,32 +36,6 @@ fn build(tmp: &Path, tag: &str, zips: &[&str], extra: &[&str]) -> (PathBuf, Stri
     (layout, digest)
 }
 
-/// Extracts a zip with Info-ZIP `unzip` (an independent reader) and returns the tree it made.
-fn unzip_tree(zip: &Path, tmp: &Path) -> Tree {
-    let dest = tmp.join(format!(
-        "unzip-{}",
-        zip.file_name().unwrap().to_string_lossy()
-    ));
-    tool_ok(
-        "unzip",
-        "unzip",
-        &[
-            "-q".as_ref(),
-            zip.as_os_str(),
-            "-d".as_ref(),
-            dest.as_os_str(),
-        ],
-    );
-    tree(&dest)
-}
-
-/// (kind, data) only: the parts every extractor must agree on.
-fn shape(t: &Tree) -> Vec<(String, Kind, Vec<u8>)> {
-    t.iter()
-        .map(|(k, n)| (k.clone(), n.kind, n.data.clone()))
-        .collect()
-}
-
 #[test]
 fn skopeo_and_oci_image_tool_accept_the_layout() {
     let tmp = TempDir::new().unwrap();

@@ -61,7 +61,7 @@ fn node_spec() -> impl Strategy<Value = NodeSpec> {
     ];
     (
         any::<usize>(),
-        "[a-z][a-z0-9._-]{0,6}",
+        "[a-zA-Z\u{e9}\u{4e2d}][a-zA-Z0-9 ._\u{e9}\u{4e2d}-]{0,6}",
         shape,
         0u32..0o1000,
         prop::bool::weighted(0.6),
@@ -139,6 +139,10 @@ fn plan(specs: &[NodeSpec]) -> Vec<Planned> {
         .filter(|(p, _)| p.kind != Kind::Symlink)
         .map(|(p, _)| p.path.clone())
         .collect();
+    // A zip of unlisted directories only would be empty (an error by design): list the first one.
+    if out.iter().all(|(p, _)| p.kind == Kind::Dir && !p.listed) {
+        out[0].0.listed = true;
+    }
     out.into_iter()
         .map(|(mut p, link)| {
             if let Some(i) = link {

@@ -140,18 +140,9 @@ pub fn run(global: &GlobalArgs, args: &ImageArgs) -> Result<()> {
         added.push((layer, warnings));
     }
     let image_layers: Vec<AddedLayer> = added.iter().map(|(l, _)| l.clone()).collect();
+    // A base fixes the platform: fetch_base already refused one that differs from --platform.
     let platform = match &base {
-        Some((_, b)) => {
-            if let Some(p) = &requested_platform
-                && p.architecture != b.platform.architecture
-            {
-                warn!(
-                    "--platform is {p} but the base image {} is {}; the image uses the base's",
-                    b.name, b.platform
-                );
-            }
-            b.platform.clone()
-        }
+        Some((_, b)) => b.platform.clone(),
         None => choose_platform(requested_platform, layers),
     };
     let image = build_image(&image_layers, &platform, base.as_ref().map(|(_, b)| b));

@@ -39,6 +39,7 @@ pub async fn fetch_base(
     scratch: &std::path::Path,
 ) -> Result<BaseImage, BaseError> {
     let repo = &image.repository;
+    let platform_wanted = platform;
     let mut manifest = client.get_manifest(repo, image.reference()).await?;
     if manifest.media_type == OCI_INDEX || manifest.media_type == DOCKER_LIST {
         let index: Value = parse(image, &manifest.bytes)?;
@@ -106,6 +107,15 @@ pub async fn fetch_base(
             .to_string(),
         variant: config["variant"].as_str().map(str::to_string),
     };
+    if let Some(wanted) = platform_wanted
+        && (wanted.os != platform.os || wanted.architecture != platform.architecture)
+    {
+        return Err(BaseError::NoPlatform {
+            image: image.to_string(),
+            wanted: wanted.to_string(),
+            present: platform.to_string(),
+        });
+    }
     Ok(BaseImage {
         name: image.to_string(),
         config,

@@ -125,6 +125,8 @@ struct Req<'a> {
     headers: HeaderMap,
     body: Body<'a>,
     operation: &'a str,
+    /// False when a retry must start over at a higher level (an upload session is spent once used).
+    retry: bool,
 }
 
 /// What a request body is, so that a retry can build it again.
@@ -183,7 +185,9 @@ impl RegistryClient {
             headers,
             body,
             operation,
+            retry,
         } = request;
+        let attempts = if retry { self.policy.attempts } else { 1 };
         let scope = if push {
             format!("repository:{repository}:pull,push")
         } else {
@@ -192,7 +196,7 @@ impl RegistryClient {
         let mut last = String::new();
         let mut challenged = false;
         let mut attempt = 0;
-        while attempt < self.policy.attempts {
+        while attempt < attempts {
             attempt += 1;
             let mut req = self
                 .http
@@ -258,7 +262,7 @@ impl RegistryClient {
         Err(RegistryError::Network {
             registry: self.registry.clone(),
             operation: operation.to_string(),
-            attempts: self.policy.attempts,
+            attempts,
             detail: last,
         })
     }
@@ -302,6 +306,7 @@ impl RegistryClient {
                 headers: HeaderMap::new(),
                 body: Body::Empty,
                 operation: "blob check",
+                retry: true,
             })
             .await?;
         match r.status() {
@@ -313,6 +318,7 @@ impl RegistryClient {
 
     /// Uploads a blob from disk in one PUT; with `mount_from`, first asks the registry to mount it
     /// from another repository of the same registry. Returns true if it was mounted (no upload).
+    /// A failed PUT spends its upload session, so a retry starts a new one.
     pub async fn upload_blob(
         &self,
         repository: &str,
@@ -320,6 +326,38 @@ impl RegistryClient {
         file: Option<(&Path, u64)>,
         mount_from: Option<&str>,
     ) -> Result<bool> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let Some(location) = self.start_upload(repository, digest, mount_from).await? else {
+                return Ok(true);
+            };
+            let Some((path, size)) = file else {
+                return Ok(false);
+            };
+            match self
+                .put_upload(repository, digest, &location, path, size)
+                .await
+            {
+                Ok(()) => return Ok(false),
+                Err(e) if attempt < self.policy.attempts && is_transient(&e) => {
+                    if self.blob_exists(repository, digest).await.unwrap_or(false) {
+                        return Ok(false);
+                    }
+                    self.pause("blob upload", &e.to_string(), attempt).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Opens an upload session (its Location), or None when the blob was mounted instead.
+    async fn start_upload(
+        &self,
+        repository: &str,
+        digest: &str,
+        mount_from: Option<&str>,
+    ) -> Result<Option<String>> {
         let mut start = format!("/v2/{repository}/blobs/uploads/");
         if let Some(from) = mount_from {
             start.push_str(&format!("?mount={digest}&from={from}"));
@@ -336,21 +374,21 @@ impl RegistryClient {
                 headers,
                 body: Body::Empty,
                 operation: "upload start",
+                retry: true,
             })
             .await?;
         let status = r.status();
         if status == StatusCode::CREATED && mount_from.is_some() {
-            return Ok(true);
+            return Ok(None);
         }
         if status != StatusCode::ACCEPTED {
             let body = r.text().await.unwrap_or_default();
             return Err(self.status_error(repository, "upload start", status, body));
         }
-        let location = r
-            .headers()
+        r.headers()
             .get("location")
             .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
+            .map(|l| Some(l.to_string()))
             .ok_or_else(|| {
                 self.status_error(
                     repository,
@@ -358,10 +396,17 @@ impl RegistryClient {
                     status,
                     "no Location header".into(),
                 )
-            })?;
-        let Some((path, size)) = file else {
-            return Ok(false);
-        };
+            })
+    }
+
+    async fn put_upload(
+        &self,
+        repository: &str,
+        digest: &str,
+        location: &str,
+        path: &Path,
+        size: u64,
+    ) -> Result<()> {
         let short: String = digest
             .trim_start_matches("sha256:")
             .chars()
@@ -384,6 +429,7 @@ impl RegistryClient {
                 headers,
                 body: Body::File(path, size, &bar),
                 operation: "blob upload",
+                retry: false,
             })
             .await?;
         if r.status() != StatusCode::CREATED {
@@ -391,7 +437,7 @@ impl RegistryClient {
             let body = r.text().await.unwrap_or_default();
             return Err(self.status_error(repository, "blob upload", status, body));
         }
-        Ok(false)
+        Ok(())
     }
 
     pub async fn get_manifest(&self, repository: &str, reference: &str) -> Result<FetchedManifest> {
@@ -407,6 +453,7 @@ impl RegistryClient {
                 headers,
                 body: Body::Empty,
                 operation: "manifest fetch",
+                retry: true,
             })
             .await?;
         let status = r.status();
@@ -508,6 +555,7 @@ impl RegistryClient {
                 headers,
                 body: Body::Bytes(bytes),
                 operation: "manifest push",
+                retry: true,
             })
             .await?;
         if r.status() != StatusCode::CREATED && !r.status().is_success() {
@@ -536,6 +584,7 @@ impl RegistryClient {
                 headers: HeaderMap::new(),
                 body: Body::Empty,
                 operation: "blob download",
+                retry: true,
             })
             .await?;
         if !r.status().is_success() {
@@ -579,6 +628,15 @@ impl RegistryClient {
             });
         }
         Ok(())
+    }
+}
+
+/// Worth a fresh upload session: the network failed, the registry failed, or the session was lost.
+fn is_transient(err: &RegistryError) -> bool {
+    match err {
+        RegistryError::Network { .. } => true,
+        RegistryError::Status { status, .. } => *status == 404 || *status == 429 || *status >= 500,
+        _ => false,
     }
 }
 

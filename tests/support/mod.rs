@@ -1,4 +1,7 @@
 #![allow(dead_code)]
 
 pub mod fake_aws;
+pub mod fault_proxy;
+pub mod images;
+pub mod registry;
 pub mod tools;

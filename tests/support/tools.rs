@@ -137,6 +137,61 @@ pub fn umoci_unpack(layout: &Path, tag: &str, bundle: &Path) -> PathBuf {
     rootfs
 }
 
+/// Extracts a zip with Info-ZIP `unzip` (an independent reader) and returns the tree it made.
+pub fn unzip_tree(zip: &Path, tmp: &Path) -> Tree {
+    let dest = tmp.join(format!(
+        "unzip-{}",
+        zip.file_name().unwrap().to_string_lossy()
+    ));
+    tool_ok(
+        "unzip",
+        "unzip",
+        &[
+            "-q".as_ref(),
+            zip.as_os_str(),
+            "-d".as_ref(),
+            dest.as_os_str(),
+        ],
+    );
+    tree(&dest)
+}
+
+/// (kind, data) only: the parts every extractor must agree on.
+pub fn shape(t: &Tree) -> Vec<(String, Kind, Vec<u8>)> {
+    t.iter()
+        .map(|(k, n)| (k.clone(), n.kind, n.data.clone()))
+        .collect()
+}
+
+/// An entry for `make_zip`: unix-mode file, directory or symlink (target as content).
+pub enum ZipEntry<'a> {
+    File(&'a str, &'a [u8], u32),
+    Dir(&'a str),
+    Symlink(&'a str, &'a str),
+}
+
+/// Writes a small deflated zip with unix modes and a fixed DOS time (2024-01-02 03:04:06 UTC).
+pub fn make_zip(path: &Path, entries: &[ZipEntry]) {
+    use std::io::Write as _;
+    use zip::write::SimpleFileOptions;
+    let time = zip::DateTime::from_date_and_time(2024, 1, 2, 3, 4, 6).unwrap();
+    let opts = SimpleFileOptions::default().last_modified_time(time);
+    let mut zw = zip::ZipWriter::new(fs::File::create(path).expect("create zip"));
+    for e in entries {
+        match e {
+            ZipEntry::File(name, data, mode) => {
+                zw.start_file(*name, opts.unix_permissions(*mode)).unwrap();
+                zw.write_all(data).unwrap();
+            }
+            ZipEntry::Dir(name) => zw
+                .add_directory(*name, opts.unix_permissions(0o755))
+                .unwrap(),
+            ZipEntry::Symlink(name, target) => zw.add_symlink(*name, *target, opts).unwrap(),
+        }
+    }
+    zw.finish().expect("finish zip");
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Kind {
     File,
