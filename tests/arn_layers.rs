@@ -487,3 +487,45 @@ fn failed_fetch_leaves_the_destination_as_it_was() {
         .collect();
     assert!(siblings.is_empty(), "{siblings:?}");
 }
+
+#[test]
+fn profile_flag_selects_the_profiles_credentials() {
+    let env = Env::new();
+    std::fs::write(
+        env.path("credentials"),
+        "[default]\naws_access_key_id = AKIDDEFAULTPROFILE\naws_secret_access_key = s1\n\n[ci]\naws_access_key_id = AKIDCIPROFILE\naws_secret_access_key = s2\n",
+    )
+    .unwrap();
+    let out = env
+        .cmd(&["--profile", "ci", "image", ARN, "--oci-layout", "out"])
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env_remove("AWS_SESSION_TOKEN")
+        .env("AWS_SHARED_CREDENTIALS_FILE", env.path("credentials"))
+        .output()
+        .unwrap();
+    ok(&out);
+    let auth: Vec<String> = env
+        .lambda_requests()
+        .iter()
+        .filter_map(|r| r.header("authorization").map(str::to_string))
+        .collect();
+    assert!(!auth.is_empty());
+    assert!(
+        auth.iter().all(|a| a.contains("Credential=AKIDCIPROFILE/")),
+        "{auth:?}"
+    );
+}
+
+#[test]
+fn service_specific_endpoint_override_is_honoured() {
+    let env = Env::new();
+    let out = env
+        .cmd(&["image", ARN, "--oci-layout", "out"])
+        .env_remove("AWS_ENDPOINT_URL")
+        .env("AWS_ENDPOINT_URL_LAMBDA", env.fake.endpoint())
+        .output()
+        .unwrap();
+    ok(&out);
+    assert_eq!(env.lambda_requests().len(), 1);
+}
