@@ -4,6 +4,7 @@
 //! `docker_archive`) is synchronous and knows nothing of AWS, HTTP or the command line; `cli` and
 //! `commands` sit at the edge and wire the core to the user's inputs.
 
+pub mod apply;
 pub mod arn;
 pub mod aws;
 pub mod cache;
@@ -17,6 +18,7 @@ pub mod error;
 pub mod extract;
 pub mod fetch_arn;
 pub mod image;
+pub mod image_source;
 pub mod inputs;
 pub mod layer_build;
 pub mod layer_tree;
@@ -27,11 +29,13 @@ pub mod oci_layout;
 pub mod paths;
 pub mod platform;
 pub mod progress;
+pub mod publish;
 pub mod redact;
 pub mod registry;
 pub mod staging;
 pub mod tar_writer;
 pub mod warnings;
+pub mod zip_writer;
 
 pub use commands::run;
 pub use error::LayerError;

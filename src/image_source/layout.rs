@@ -9,16 +9,19 @@ use serde_json::{Value, json};
 
 use super::{
     BlobRef, Document, ImageError, ImageStore, MAX_DOCUMENT_BYTES, OCI_INDEX, VerifyingReader,
-    check_document, descriptor, io_error, too_big,
+    check_document, descriptor, too_big,
 };
 use crate::digest::hex_part;
 
 pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
 
+/// A member's bytes and its size.
+pub(crate) type Member<'a> = (Box<dyn Read + Send + 'a>, u64);
+
 /// Read access to the files of a layout, wherever they are.
 pub(crate) trait Members: Send + Sync {
     /// The member at `rel` (a `/`-separated relative path) and its size, or `None` if absent.
-    fn open(&self, rel: &str) -> Result<Option<(Box<dyn Read + Send + '_>, u64)>, ImageError>;
+    fn open(&self, rel: &str) -> Result<Option<Member<'_>>, ImageError>;
 }
 
 /// Files under a directory.
@@ -28,7 +31,7 @@ pub(crate) struct DirMembers {
 }
 
 impl Members for DirMembers {
-    fn open(&self, rel: &str) -> Result<Option<(Box<dyn Read + Send + '_>, u64)>, ImageError> {
+    fn open(&self, rel: &str) -> Result<Option<Member<'_>>, ImageError> {
         let path = self.root.join(rel);
         let io = |source| ImageError::Io {
             image: self.image.clone(),
@@ -62,11 +65,13 @@ pub(crate) fn read_member<M: Members + ?Sized>(
         return Err(too_big(image, "file", rel));
     }
     let mut bytes = Vec::with_capacity(size as usize);
-    reader.read_to_end(&mut bytes).map_err(|source| ImageError::Io {
-        image: image.to_string(),
-        path: PathBuf::from(rel),
-        source,
-    })?;
+    reader
+        .read_to_end(&mut bytes)
+        .map_err(|source| ImageError::Io {
+            image: image.to_string(),
+            path: PathBuf::from(rel),
+            source,
+        })?;
     Ok(Some(bytes))
 }
 
@@ -119,10 +124,7 @@ impl<M: Members> Layout<M> {
             )),
             ([one], _) => {
                 let blob = descriptor(one).map_err(|e| {
-                    source(
-                        format!("index.json: {e}"),
-                        "repair or rewrite the layout",
-                    )
+                    source(format!("index.json: {e}"), "repair or rewrite the layout")
                 })?;
                 self.manifest(&blob)
             }
@@ -135,7 +137,10 @@ impl<M: Members> Layout<M> {
                 })
             }
             _ => Err(source(
-                format!("index.json lists {} images; say which ({listed})", chosen.len()),
+                format!(
+                    "index.json lists {} images; say which ({listed})",
+                    chosen.len()
+                ),
                 "name a tag after the directory, e.g. oci:DIR:TAG",
             )),
         }
@@ -234,9 +239,4 @@ impl ImageStore for OciLayoutStore {
     fn open_blob(&self, blob: &BlobRef) -> Result<Box<dyn Read + Send + '_>, ImageError> {
         self.layout.open_blob(blob)
     }
-}
-
-/// Used by the docker archive store when reading a small member fails midway.
-pub(crate) fn member_error(err: io::Error, image: &str, rel: &str) -> ImageError {
-    io_error(err, image, rel)
 }

@@ -7,3 +7,4 @@ mod challenge;
 pub mod client;
 pub mod push;
 pub mod reference;
+pub mod store;

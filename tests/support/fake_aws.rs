@@ -56,6 +56,13 @@ pub enum Fault {
     WrongCodeSha256,
     /// The next successful GetLayerVersionByArn / GetLayerVersion reports CodeSize + 1.
     WrongCodeSize,
+    /// Answers the next S3 API call (PutObject) with this status and S3 error code,
+    /// e.g. 403 AccessDenied.
+    S3Status {
+        status: u16,
+        code: String,
+        message: String,
+    },
 }
 
 impl Fault {
@@ -160,6 +167,8 @@ struct State {
     downloads: HashMap<String, (Arc<Vec<u8>>, String)>,
     /// Objects PublishLayerVersion may reference with S3Bucket/S3Key.
     s3_objects: HashMap<(String, String), Arc<Vec<u8>>>,
+    /// Buckets PutObject accepts (`add_s3_bucket`, or any `add_s3_object` bucket).
+    s3_buckets: std::collections::BTreeSet<String>,
     faults: VecDeque<Fault>,
     requests: Vec<RecordedRequest>,
     downloads_served: usize,
@@ -260,10 +269,24 @@ impl FakeAws {
 
     /// Makes `S3Bucket`/`S3Key` resolvable for PublishLayerVersion.
     pub fn add_s3_object(&self, bucket: &str, key: &str, bytes: Vec<u8>) {
+        let mut st = self.shared.state();
+        st.s3_buckets.insert(bucket.into());
+        st.s3_objects
+            .insert((bucket.into(), key.into()), Arc::new(bytes));
+    }
+
+    /// Creates an empty bucket that S3 PutObject (path-style `PUT /bucket/key`) writes into.
+    pub fn add_s3_bucket(&self, bucket: &str) {
+        self.shared.state().s3_buckets.insert(bucket.into());
+    }
+
+    /// An object's bytes as PutObject stored them (aws-chunked bodies decoded and checked).
+    pub fn s3_object(&self, bucket: &str, key: &str) -> Option<Vec<u8>> {
         self.shared
             .state()
             .s3_objects
-            .insert((bucket.into(), key.into()), Arc::new(bytes));
+            .get(&(bucket.to_string(), key.to_string()))
+            .map(|o| o.to_vec())
     }
 
     pub fn inject(&self, fault: Fault) {
@@ -699,6 +722,8 @@ fn handle(shared: &Shared, req: &Request) -> Response {
         } else if req.path.starts_with("/snapshots/") {
             st.downloads_served += 1;
             download(&mut st, req)
+        } else if sig.as_ref().is_some_and(|s| s.service == "s3") {
+            s3(&mut st, req)
         } else {
             Response::new(
                 404,
@@ -1415,6 +1440,141 @@ fn download(st: &mut State, req: &Request) -> Response {
         .header("Accept-Ranges", "bytes");
     r.head = head;
     r
+}
+
+// ---------------------------------------------------------------------------------------------
+// S3 (path-style REST, signed): PutObject only
+
+fn s3(st: &mut State, req: &Request) -> Response {
+    let s3_error = |status: u16, code: &str, msg: &str| {
+        Response::new(
+            status,
+            "application/xml",
+            s3_error_xml(code, msg).into_bytes(),
+        )
+    };
+    if let Some(Fault::S3Status {
+        status,
+        code,
+        message,
+    }) = st.take_fault(|f| matches!(f, Fault::S3Status { .. }))
+    {
+        return s3_error(status, &code, &message);
+    }
+    let path = percent_decode(&req.path);
+    let Some((bucket, key)) = path.trim_start_matches('/').split_once('/') else {
+        return s3_error(
+            400,
+            "InvalidRequest",
+            "the fake expects path-style /bucket/key requests",
+        );
+    };
+    if req.method != "PUT" || key.is_empty() {
+        return s3_error(501, "NotImplemented", "the fake implements PutObject only");
+    }
+    if !st.s3_buckets.contains(bucket) {
+        return s3_error(404, "NoSuchBucket", "The specified bucket does not exist");
+    }
+    let body = match s3_body(req) {
+        Ok(b) => b,
+        Err((code, msg)) => return s3_error(400, code, &msg),
+    };
+    let etag = format!("\"{}\"", &hex(&Sha256::digest(&body))[..32]);
+    st.s3_objects
+        .insert((bucket.to_string(), key.to_string()), Arc::new(body));
+    Response::new(200, "application/xml", Vec::new()).header("ETag", &etag)
+}
+
+/// The object bytes of a PutObject: the body as sent, or decoded from `aws-chunked` (what the SDK
+/// sends with a trailing checksum). Declared lengths and checksums must match, as S3 checks them.
+fn s3_body(req: &Request) -> Result<Vec<u8>, (&'static str, String)> {
+    let content_sha = req.header("x-amz-content-sha256").unwrap_or("");
+    let chunked = req
+        .header("content-encoding")
+        .is_some_and(|v| v.contains("aws-chunked"))
+        || content_sha.starts_with("STREAMING-");
+    let mut trailers: Vec<(String, String)> = Vec::new();
+    let body = if chunked {
+        let raw = &req.body;
+        let mut out = Vec::new();
+        let mut i = 0;
+        let line = |from: usize| -> Result<(String, usize), (&'static str, String)> {
+            let end = raw[from..].windows(2).position(|w| w == b"\r\n").ok_or((
+                "IncompleteBody",
+                "aws-chunked line without CRLF".to_string(),
+            ))?;
+            Ok((
+                String::from_utf8_lossy(&raw[from..from + end]).into_owned(),
+                from + end + 2,
+            ))
+        };
+        loop {
+            let (size_line, next) = line(i)?;
+            let size_hex = size_line.split(';').next().unwrap_or("").trim();
+            let size = usize::from_str_radix(size_hex, 16).map_err(|_| {
+                (
+                    "InvalidRequest",
+                    format!("bad aws-chunked size {size_line:?}"),
+                )
+            })?;
+            i = next;
+            if size == 0 {
+                break;
+            }
+            if raw.len() < i + size + 2 {
+                return Err(("IncompleteBody", "aws-chunked body is truncated".into()));
+            }
+            out.extend_from_slice(&raw[i..i + size]);
+            i += size + 2;
+        }
+        while i < raw.len() {
+            let (trailer, next) = line(i)?;
+            i = next;
+            if trailer.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = trailer.split_once(':') {
+                trailers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
+            }
+        }
+        out
+    } else {
+        req.body.clone()
+    };
+    if let Some(len) = req.header("x-amz-decoded-content-length")
+        && len.parse::<usize>().ok() != Some(body.len())
+    {
+        return Err((
+            "IncompleteBody",
+            format!(
+                "x-amz-decoded-content-length {len} but {} bytes",
+                body.len()
+            ),
+        ));
+    }
+    if content_sha.len() == 64 && content_sha != hex(&Sha256::digest(&body)) {
+        return Err((
+            "XAmzContentSHA256Mismatch",
+            "The provided 'x-amz-content-sha256' header does not match what was computed.".into(),
+        ));
+    }
+    let crc = B64.encode(crc32fast::hash(&body).to_be_bytes());
+    let claimed = trailers
+        .iter()
+        .cloned()
+        .chain(req.headers.iter().cloned())
+        .filter(|(k, _)| k == "x-amz-checksum-crc32");
+    for (_, v) in claimed {
+        if v != crc {
+            return Err((
+                "BadDigest",
+                format!(
+                    "The CRC32 you specified did not match the calculated checksum ({v} != {crc})."
+                ),
+            ));
+        }
+    }
+    Ok(body)
 }
 
 // ---------------------------------------------------------------------------------------------
