@@ -108,7 +108,13 @@ impl RegistryClient {
             .get("token")
             .or_else(|| body.get("access_token"))
             .and_then(|t| t.as_str())
-            .unwrap_or_default()
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| RegistryError::Unauthorized {
+                registry: self.registry.clone(),
+                repository: repository.to_string(),
+                status: 401,
+                hint: "the registry's token service answered without a token; check the registry's auth setup".into(),
+            })?
             .to_string();
         self.tokens
             .lock()

@@ -1,0 +1,183 @@
+//! Registry auth through the Docker/OCI bearer-token challenge: a fault proxy in bearer-front mode
+//! plays a token-authenticated registry (401 with `WWW-Authenticate: Bearer realm=…,service=…`, its
+//! own token endpoint) in front of docker-registry's htpasswd auth. Anonymous pushes and `zip` pulls
+//! must fetch a token for the right scope, retry with it, and never print it.
+
+mod support;
+
+use support::fault_proxy::{BEARER_SERVICE, BearerProxy, TokenRequest};
+use support::registry::{PushHome, Registry, digest_of, push_args};
+
+fn start() -> (Registry, BearerProxy) {
+    let reg = Registry::start();
+    let proxy = BearerProxy::start(&reg.host(), &reg.user, &reg.password);
+    (reg, proxy)
+}
+
+fn anonymous(args: Vec<String>) -> Vec<String> {
+    let mut all = vec!["--registry-auth".to_string(), "anonymous".into()];
+    all.extend(args);
+    all
+}
+
+fn scopes(requests: &[TokenRequest]) -> Vec<String> {
+    requests.iter().map(|r| r.scope.clone()).collect()
+}
+
+/// Every token request named our service and came without Basic credentials.
+fn assert_anonymous_token_requests(requests: &[TokenRequest]) {
+    assert!(!requests.is_empty(), "the token endpoint was never asked");
+    for r in requests {
+        assert_eq!(r.service, BEARER_SERVICE, "{r:?}");
+        assert!(!r.basic, "an anonymous run sent Basic credentials: {r:?}");
+    }
+}
+
+/// The bearer challenge was given, and requests with the token reached the registry and succeeded.
+fn assert_forwarded(proxy: &BearerProxy) {
+    let requests = proxy.requests();
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.injected && r.target.starts_with("/v2/") && r.status == 401),
+        "the bearer challenge was never given: {requests:?}"
+    );
+    assert!(
+        requests
+            .iter()
+            .any(|r| !r.injected && r.target.starts_with("/v2/") && r.status / 100 == 2),
+        "no authorized request reached the registry: {requests:?}"
+    );
+}
+
+#[test]
+fn anonymous_push_through_a_bearer_challenge_uses_a_pull_push_token() {
+    let (reg, proxy) = start();
+    let home = PushHome::default(); // empty DOCKER_CONFIG directory
+    let host = proxy.host();
+    let target = format!("{host}/lambda/bearer:v1");
+    let args = anonymous(push_args(&["deps.zip"], None, &target));
+    let (code, stdout, stderr) = home.run(&[&host], &args);
+    assert_eq!(code, 0, "push failed\nstdout: {stdout}\nstderr: {stderr}");
+    let digest = stdout
+        .strip_suffix('\n')
+        .and_then(|l| l.strip_prefix(&format!("{host}/lambda/bearer@")))
+        .unwrap_or_else(|| panic!("stdout is not {host}/lambda/bearer@sha256:…: {stdout:?}"));
+
+    let tokens = proxy.token_requests();
+    assert_anonymous_token_requests(&tokens);
+    assert!(
+        scopes(&tokens).contains(&"repository:lambda/bearer:pull,push".to_string()),
+        "no pull,push token requested: {tokens:?}"
+    );
+    assert_forwarded(&proxy);
+
+    // skopeo, straight to the registry with Basic credentials, sees what layerport reported.
+    let raw = reg.raw_manifest("lambda/bearer:v1");
+    assert_eq!(digest_of(&raw), digest);
+}
+
+#[test]
+fn auto_auth_with_an_empty_docker_config_also_answers_the_bearer_challenge() {
+    let (reg, proxy) = start();
+    let home = PushHome::default();
+    let host = proxy.host();
+    let target = format!("{host}/auto/app:v1");
+    let doc = home.push_json(&[&host], &push_args(&["deps.zip"], None, &target));
+    let tokens = proxy.token_requests();
+    assert_anonymous_token_requests(&tokens);
+    assert!(
+        scopes(&tokens).contains(&"repository:auto/app:pull,push".to_string()),
+        "{tokens:?}"
+    );
+    let raw = reg.raw_manifest("auto/app:v1");
+    let json = doc.to_string();
+    assert!(
+        json.contains(&digest_of(&raw)),
+        "the registry's digest is not in the push JSON: {json}"
+    );
+}
+
+#[test]
+fn anonymous_zip_through_a_bearer_challenge_uses_a_pull_token() {
+    let (reg, proxy) = start();
+    // Seed the image straight into the registry with Basic credentials.
+    let seeder = PushHome::default();
+    reg.docker_config(&seeder.docker_dir(), &[]);
+    let direct = reg.host();
+    seeder.push_json(
+        &[&direct],
+        &push_args(&["deps.zip"], None, &format!("{direct}/fn/zipme:v1")),
+    );
+
+    let home = PushHome::default();
+    let host = proxy.host();
+    let source = format!("{host}/fn/zipme:v1");
+    let args = anonymous(vec!["zip".into(), source, "-o".into(), "x.zip".into()]);
+    let (code, stdout, stderr) = home.run(&[&host], &args);
+    assert_eq!(code, 0, "zip failed\nstdout: {stdout}\nstderr: {stderr}");
+    assert_eq!(stdout.trim(), "x.zip");
+    let zip = std::fs::read(home.path("x.zip")).expect("x.zip written");
+    assert!(zip.starts_with(b"PK"), "x.zip is not a zip");
+
+    let tokens = proxy.token_requests();
+    assert_anonymous_token_requests(&tokens);
+    for t in &tokens {
+        assert_eq!(
+            t.scope, "repository:fn/zipme:pull",
+            "a pull needs only pull: {t:?}"
+        );
+    }
+    assert_forwarded(&proxy);
+}
+
+#[test]
+fn the_bearer_token_never_reaches_stdout_or_stderr() {
+    let (reg, proxy) = start();
+    let home = PushHome::default();
+    let host = proxy.host();
+    let token = proxy.token();
+
+    let target = format!("{host}/secret/app:v1");
+    let mut args = vec!["-vv".to_string()];
+    args.extend(anonymous(push_args(&["deps.zip"], None, &target)));
+    let (code, stdout, stderr) = home.run(&[&host], &args);
+    assert_eq!(code, 0, "push failed\nstdout: {stdout}\nstderr: {stderr}");
+    assert!(!proxy.token_requests().is_empty(), "no token was fetched");
+    assert!(
+        stderr.to_ascii_lowercase().contains("debug"),
+        "-vv gave no debug output: {stderr}"
+    );
+    assert!(
+        !stdout.contains(&token),
+        "the token leaked to stdout: {stdout}"
+    );
+    assert!(
+        !stderr.contains(&token),
+        "the token leaked to stderr: {stderr}"
+    );
+    assert!(
+        !stderr.contains(&reg.password),
+        "the registry password leaked"
+    );
+
+    let args = vec![
+        "-vv".to_string(),
+        "--registry-auth".into(),
+        "anonymous".into(),
+        "zip".into(),
+        target,
+        "-o".into(),
+        "x.zip".into(),
+    ];
+    let (code, stdout, stderr) = home.run(&[&host], &args);
+    assert_eq!(code, 0, "zip failed\nstdout: {stdout}\nstderr: {stderr}");
+    assert!(
+        !stdout.contains(&token),
+        "the token leaked to stdout: {stdout}"
+    );
+    assert!(
+        !stderr.contains(&token),
+        "the token leaked to stderr: {stderr}"
+    );
+}
