@@ -57,6 +57,8 @@ pub struct ZipLayer<R> {
     pub warnings: Vec<Warning>,
     pub declared_unzipped: u64,
     pub has_unix_modes: bool,
+    /// Reused by `copy_file`: layers hold thousands of small files.
+    copy_buf: Vec<u8>,
 }
 
 /// Counts inflated bytes across all entries of one conversion against `--max-unzipped`.
@@ -101,6 +103,7 @@ impl<R: Read + Seek> ZipLayer<R> {
             warnings: Vec::new(),
             declared_unzipped: 0,
             has_unix_modes: false,
+            copy_buf: Vec::new(),
         };
         for raw in duplicates {
             let shown = match normalize(&raw) {
@@ -349,21 +352,25 @@ impl<R: Read + Seek> ZipLayer<R> {
                 "the archive is damaged; download or build it again",
             )
         };
-        let mut file = self.archive.by_index(index).map_err(|e| corrupt(&e))?;
+        // We check the CRC ourselves (below) so it is computed once, and name the entry when it fails.
+        let options = zip::ZipReadOptions::new().ignore_crc32(true);
+        let mut file = self
+            .archive
+            .by_index_with_options(index, options)
+            .map_err(|e| corrupt(&e))?;
         let declared = file.size();
         let expected_crc = file.crc32();
         let mut crc = crc32fast::Hasher::new();
         let mut written: u64 = 0;
-        let mut buf = vec![0u8; 64 * 1024];
+        let mut buf = std::mem::take(&mut self.copy_buf);
+        buf.resize(64 * 1024, 0);
         loop {
             let n = match file.read(&mut buf) {
                 Ok(0) => break,
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    return Err(if is_checksum_error(&e) {
-                        crc_mismatch(&zip_name, path)
-                    } else if e.to_string().contains("larger than its declared") {
+                    return Err(if e.to_string().contains("larger than its declared") {
                         inflates_too_much(&zip_name, path, declared)
                     } else {
                         corrupt(&e)
@@ -398,6 +405,7 @@ impl<R: Read + Seek> ZipLayer<R> {
         if crc.finalize() != expected_crc {
             return Err(crc_mismatch(&zip_name, path));
         }
+        self.copy_buf = buf;
         Ok(written)
     }
 }
@@ -418,10 +426,6 @@ fn inflates_too_much(zip: &str, path: &str, declared: u64) -> LayerError {
         format!("inflates to more than its declared {declared} bytes"),
         "the zip's headers do not match its data (a damaged archive or a zip bomb); do not use it",
     )
-}
-
-fn is_checksum_error(e: &io::Error) -> bool {
-    e.to_string().to_ascii_lowercase().contains("checksum")
 }
 
 fn unix_mode<R: Read + ?Sized>(file: &zip::read::ZipFile<'_, R>) -> Option<u32> {
