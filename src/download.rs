@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 use tracing::{debug, warn};
 
-use crate::redact::url_for_log;
+use crate::redact::{http_error, url_for_log};
 
 /// How often a transient failure is retried, and the first backoff.
 #[derive(Debug, Clone, Copy)]
@@ -130,7 +130,7 @@ async fn try_once(
         .get(url)
         .send()
         .await
-        .map_err(|e| Attempt::Retry(describe(&e)))?;
+        .map_err(|e| Attempt::Retry(http_error(&e)))?;
     let status = response.status();
     if status == reqwest::StatusCode::FORBIDDEN {
         return Err(Attempt::Fatal(DownloadError::Expired {
@@ -161,7 +161,7 @@ async fn try_once(
         let chunk = match response.chunk().await {
             Ok(Some(chunk)) => chunk,
             Ok(None) => break,
-            Err(e) => return Err(Attempt::Retry(describe(&e))),
+            Err(e) => return Err(Attempt::Retry(http_error(&e))),
         };
         received += chunk.len() as u64;
         if received > expected.size {
@@ -197,33 +197,6 @@ fn mismatch(what: &str, detail: String) -> DownloadError {
         what: what.to_string(),
         detail,
     }
-}
-
-/// A reqwest error without its URL (reqwest puts the whole URL, query included, in Display).
-fn describe(err: &reqwest::Error) -> String {
-    let mut text = String::new();
-    let mut source: Option<&dyn std::error::Error> = Some(err);
-    let mut first = true;
-    while let Some(e) = source {
-        let part = if first {
-            let mut copy = e.to_string();
-            if let Some(start) = copy.find(" for url (") {
-                copy.truncate(start);
-            }
-            copy
-        } else {
-            e.to_string()
-        };
-        if !text.contains(&part) {
-            if !text.is_empty() {
-                text.push_str(": ");
-            }
-            text.push_str(&part);
-        }
-        first = false;
-        source = e.source();
-    }
-    crate::redact::scrub(&text)
 }
 
 #[cfg(test)]

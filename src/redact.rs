@@ -36,6 +36,24 @@ pub fn scrub(text: &str) -> String {
     out
 }
 
+/// An HTTP client error and its causes, without the URL reqwest puts in its message (query included).
+pub fn http_error(err: &reqwest::Error) -> String {
+    let mut text = err.to_string();
+    if let Some(start) = text.find(" for url (") {
+        text.truncate(start);
+    }
+    let mut source = std::error::Error::source(err);
+    while let Some(e) = source {
+        let part = e.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = e.source();
+    }
+    scrub(&text)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -59,5 +77,22 @@ mod tests {
         assert!(!t.contains("SECRET"));
         assert!(t.contains("http://127.0.0.1:9/snap"));
         assert!(t.ends_with(": reset"));
+    }
+
+    #[tokio::test]
+    async fn http_errors_lose_the_query() {
+        // Port 1 on loopback refuses the connection; reqwest names the full URL in its message.
+        let err = reqwest::Client::new()
+            .get("http://127.0.0.1:1/snap?X-Amz-Signature=SECRETSIG")
+            .send()
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("SECRETSIG"),
+            "reqwest shows the URL: {err}"
+        );
+        let shown = http_error(&err);
+        assert!(!shown.contains("SECRETSIG"), "{shown}");
+        assert!(shown.contains("error sending request"), "{shown}");
     }
 }

@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use base64::Engine;
 use reqwest::header::AUTHORIZATION;
 
-use super::client::{Credentials, RegistryClient, RegistryError, Result, describe};
+use super::client::{Credentials, RegistryClient, RegistryError, Result};
+use crate::redact::http_error;
 
 impl RegistryClient {
     pub(super) fn auth_hint(&self) -> String {
@@ -87,7 +88,7 @@ impl RegistryClient {
             registry: self.registry.clone(),
             operation: "token request".into(),
             attempts: 1,
-            detail: describe(&e),
+            detail: http_error(&e),
         })?;
         if !response.status().is_success() {
             return Err(RegistryError::Unauthorized {
@@ -101,7 +102,7 @@ impl RegistryClient {
             registry: self.registry.clone(),
             operation: "token request".into(),
             attempts: 1,
-            detail: describe(&e),
+            detail: http_error(&e),
         })?;
         let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
         let token = body

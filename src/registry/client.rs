@@ -20,7 +20,7 @@ use tracing::{debug, warn};
 use crate::digest::format_digest;
 use crate::download::RetryPolicy;
 use crate::progress::{FileBodyStream, Progress};
-use crate::redact::url_for_log;
+use crate::redact::{http_error, url_for_log};
 use indicatif::ProgressBar;
 
 /// Manifest media types we accept when reading.
@@ -225,7 +225,7 @@ impl RegistryClient {
             let response = match req.send().await {
                 Ok(r) => r,
                 Err(e) => {
-                    last = describe(&e);
+                    last = http_error(&e);
                     self.pause(operation, &last, attempt).await;
                     continue;
                 }
@@ -482,7 +482,7 @@ impl RegistryClient {
             registry: self.registry.clone(),
             operation: "manifest fetch".into(),
             attempts: 1,
-            detail: describe(&e),
+            detail: http_error(&e),
         })?;
         let digest = format_digest(&Sha256::digest(&bytes));
         if reference.starts_with("sha256:") && reference != digest {
@@ -610,7 +610,7 @@ impl RegistryClient {
             registry: self.registry.clone(),
             operation: format!("download of {digest}"),
             attempts: 1,
-            detail: describe(&e),
+            detail: http_error(&e),
         })? {
             hasher.update(&chunk);
             received += chunk.len() as u64;
@@ -637,34 +637,5 @@ fn is_transient(err: &RegistryError) -> bool {
         RegistryError::Network { .. } => true,
         RegistryError::Status { status, .. } => *status == 404 || *status == 429 || *status >= 500,
         _ => false,
-    }
-}
-
-/// A reqwest error without its URL (reqwest puts the whole URL, query included, in Display).
-pub(super) fn describe(err: &reqwest::Error) -> String {
-    let mut text = err.without_url_ref();
-    let mut source = std::error::Error::source(err);
-    while let Some(e) = source {
-        let part = e.to_string();
-        if !text.contains(&part) {
-            text.push_str(": ");
-            text.push_str(&part);
-        }
-        source = e.source();
-    }
-    crate::redact::scrub(&text)
-}
-
-trait WithoutUrl {
-    fn without_url_ref(&self) -> String;
-}
-
-impl WithoutUrl for reqwest::Error {
-    fn without_url_ref(&self) -> String {
-        let mut s = self.to_string();
-        if let Some(i) = s.find(" for url (") {
-            s.truncate(i);
-        }
-        s
     }
 }
