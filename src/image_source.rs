@@ -7,7 +7,8 @@
 //!   and its `Content-Type` (checked against the digest when the reference is a digest);
 //! - `manifest(blob)`: `GET /v2/<repo>/manifests/<blob.digest>`, checked with [`check_document`];
 //! - `open_blob(blob)`: `GET /v2/<repo>/blobs/<blob.digest>`, streamed (e.g. from a download to a temp
-//!   file, or a channel fed by the async client), wrapped in [`VerifyingReader::blob`].
+//!   file, or a channel fed by the async client), wrapped in [`VerifyingReader::blob`] unless the
+//!   bytes were already verified on their way to disk.
 //!
 //! The trait is synchronous like the rest of the core: an async client bridges with
 //! `runtime.block_on(...)` (the zip command calls stores from plain threads, never inside a runtime).
@@ -59,7 +60,8 @@ pub struct BlobRef {
 }
 
 /// Where an image is read from. Implementations must never return unverified bytes: `manifest`
-/// checks the whole document, `open_blob` returns a reader that fails at end of stream on a mismatch.
+/// checks the whole document, `open_blob` returns a reader that fails at end of stream on a mismatch
+/// (or bytes already verified while they were downloaded).
 pub trait ImageStore: Send + Sync {
     /// How messages name the image, e.g. `oci:build/layout:v1`.
     fn name(&self) -> &str;

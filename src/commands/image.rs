@@ -18,7 +18,9 @@ use crate::cli::{GlobalArgs, ImageArgs};
 use crate::digest::hex_part;
 use crate::docker_archive;
 use crate::error::LayerError;
+use crate::image::BaseImage;
 use crate::image::{AddedLayer, build_image};
+use crate::image_source::{self, ResolvedImage};
 use crate::inputs::LocalLayer;
 use crate::layer_build::{BuildOptions, write_layer};
 use crate::layer_tree;
@@ -26,10 +28,10 @@ use crate::layer_zip::ZipLayer;
 use crate::oci_layout::{self, LayoutTarget};
 use crate::paths::normalize_prefix;
 use crate::platform::Platform;
-use crate::registry::base::fetch_base;
 use crate::registry::client::RegistryClient;
 use crate::registry::push::{BlobSource, PushBlob, PushJob, ensure_ecr_repository, push};
 use crate::registry::reference::ImageRef;
+use crate::registry::store::RegistryStore;
 use crate::staging::Staging;
 use crate::warnings::Warning;
 
@@ -106,12 +108,11 @@ pub fn run(global: &GlobalArgs, args: &ImageArgs) -> Result<()> {
     let base = match (&base_ref, &runtime) {
         (Some(r), Some(rt)) => {
             info!("pulling base image {r}");
-            Some(rt.block_on(async {
-                let client = registries.client(r).await?;
-                let base =
-                    fetch_base(&client, r, requested_platform.as_ref(), staging.path()).await?;
-                anyhow::Ok((client, base))
-            })?)
+            let client = rt.block_on(registries.client(r))?;
+            let store =
+                RegistryStore::with_handle(r.clone(), Arc::clone(&client), rt.handle().clone())?;
+            let resolved = image_source::resolve(&store, requested_platform.as_ref())?;
+            Some((client, base_image(resolved)))
         }
         _ => None,
     };
@@ -140,7 +141,7 @@ pub fn run(global: &GlobalArgs, args: &ImageArgs) -> Result<()> {
         added.push((layer, warnings));
     }
     let image_layers: Vec<AddedLayer> = added.iter().map(|(l, _)| l.clone()).collect();
-    // A base fixes the platform: fetch_base already refused one that differs from --platform.
+    // A base fixes the platform: `resolve` already refused one that differs from --platform.
     let platform = match &base {
         Some((_, b)) => b.platform.clone(),
         None => choose_platform(requested_platform, layers),
@@ -280,6 +281,28 @@ pub fn run(global: &GlobalArgs, args: &ImageArgs) -> Result<()> {
         print_line(&shown)
     } else {
         print_line(&image.manifest_digest)
+    }
+}
+
+/// What the base contributes to the image being built.
+fn base_image(resolved: ResolvedImage) -> BaseImage {
+    let layers = resolved
+        .layers
+        .iter()
+        .map(|l| {
+            json!({
+                "mediaType": l.blob.media_type,
+                "digest": l.blob.digest,
+                "size": l.blob.size,
+            })
+        })
+        .collect();
+    BaseImage {
+        name: resolved.name,
+        config: resolved.config,
+        layers,
+        docker_media_types: resolved.docker_media_types,
+        platform: resolved.platform,
     }
 }
 

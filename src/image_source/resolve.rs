@@ -26,6 +26,10 @@ pub struct ResolvedImage {
     pub name: String,
     pub platform: Platform,
     pub layers: Vec<LayerBlob>,
+    /// The image config (a base image's Env, Entrypoint, Cmd, history… come from here).
+    pub config: Value,
+    /// A Docker v2 schema 2 manifest rather than an OCI one.
+    pub docker_media_types: bool,
 }
 
 /// Picks the platform (from an index: `wanted`, else linux/amd64), reads the manifest and the
@@ -38,15 +42,19 @@ pub fn resolve(
     let root = store.root()?;
     let root_value = parse_json(&image, "image reference", "", &root.bytes)?;
     let kind = document_kind(&root.media_type, &root_value);
-    let (manifest, manifest_digest) = match kind {
+    let (manifest, manifest_digest, manifest_type) = match kind {
         DocKind::Index => {
             let want = wanted.cloned().unwrap_or_else(Platform::amd64);
             let blob = pick_platform(&image, &root_value, &want)?;
             let doc = store.manifest(&blob)?;
             let value = parse_json(&image, "manifest", &blob.digest, &doc.bytes)?;
-            (value, blob.digest)
+            (value, blob.digest, doc.media_type)
         }
-        DocKind::Manifest => (root_value, format_digest(&Sha256::digest(&root.bytes))),
+        DocKind::Manifest => (
+            root_value,
+            format_digest(&Sha256::digest(&root.bytes)),
+            root.media_type.clone(),
+        ),
         DocKind::Other => {
             return Err(ImageError::BadDocument {
                 image,
@@ -127,10 +135,14 @@ pub fn resolve(
         })?;
         layers.push(LayerBlob { blob, diff_id });
     }
+    let docker_media_types =
+        manifest_type == DOCKER_MANIFEST || manifest["mediaType"].as_str() == Some(DOCKER_MANIFEST);
     Ok(ResolvedImage {
         name: image,
         platform,
         layers,
+        config,
+        docker_media_types,
     })
 }
 

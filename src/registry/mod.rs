@@ -2,7 +2,6 @@
 //! pushes. The conversion core never sees any of it.
 
 pub mod auth;
-pub mod base;
 mod challenge;
 pub mod client;
 pub mod push;

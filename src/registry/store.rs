@@ -1,29 +1,43 @@
-//! Lets `layerport zip` read images straight from a registry: an `ImageStore` over the registry client,
-//! bridging its async calls from the synchronous core with `block_on`.
+//! Lets `layerport zip` (and base images) read images straight from a registry: an `ImageStore` over
+//! the registry client, bridging its async calls from the synchronous core with `block_on`.
 
 use std::fs::File;
 use std::io::Read;
 use std::sync::Arc;
 
+use tokio::runtime::{Handle, Runtime};
+
 use super::client::RegistryClient;
 use super::reference::ImageRef;
-use crate::image_source::{
-    BlobRef, Document, ImageError, ImageStore, VerifyingReader, check_document,
-};
+use crate::image_source::{BlobRef, Document, ImageError, ImageStore, check_document};
 
 pub struct RegistryStore {
     name: String,
     image: ImageRef,
     client: Arc<RegistryClient>,
-    runtime: tokio::runtime::Runtime,
+    handle: Handle,
+    /// Set when the store owns its runtime (`layerport zip`); a command that has one lends a handle.
+    _runtime: Option<Runtime>,
     scratch: tempfile::TempDir,
 }
 
 impl RegistryStore {
+    /// A store that owns its runtime.
     pub fn new(
         image: ImageRef,
         client: Arc<RegistryClient>,
-        runtime: tokio::runtime::Runtime,
+        runtime: Runtime,
+    ) -> Result<Self, ImageError> {
+        let mut store = Self::with_handle(image, client, runtime.handle().clone())?;
+        store._runtime = Some(runtime);
+        Ok(store)
+    }
+
+    /// A store driven by another runtime; call it from outside that runtime's tasks.
+    pub fn with_handle(
+        image: ImageRef,
+        client: Arc<RegistryClient>,
+        handle: Handle,
     ) -> Result<Self, ImageError> {
         let scratch = tempfile::Builder::new()
             .prefix("layerport-pull-")
@@ -37,7 +51,8 @@ impl RegistryStore {
             name: image.to_string(),
             image,
             client,
-            runtime,
+            handle,
+            _runtime: None,
             scratch,
         })
     }
@@ -54,7 +69,7 @@ impl ImageStore for RegistryStore {
 
     fn root(&self) -> Result<Document, ImageError> {
         let m = self
-            .runtime
+            .handle
             .block_on(
                 self.client
                     .get_manifest(&self.image.repository, self.image.reference()),
@@ -68,7 +83,7 @@ impl ImageStore for RegistryStore {
 
     fn manifest(&self, blob: &BlobRef) -> Result<Document, ImageError> {
         let m = self
-            .runtime
+            .handle
             .block_on(
                 self.client
                     .get_manifest(&self.image.repository, &blob.digest),
@@ -87,7 +102,7 @@ impl ImageStore for RegistryStore {
     }
 
     fn open_blob(&self, blob: &BlobRef) -> Result<Box<dyn Read + Send + '_>, ImageError> {
-        // Spooled to disk (verified while streaming), then read back: never a whole blob in memory.
+        // Spooled to disk, never a whole blob in memory.
         let tmp = tempfile::Builder::new()
             .prefix("blob-")
             .tempfile_in(self.scratch.path())
@@ -97,7 +112,7 @@ impl ImageStore for RegistryStore {
                 source: e,
             })?
             .into_temp_path();
-        self.runtime
+        self.handle
             .block_on(self.client.download_blob(
                 &self.image.repository,
                 &blob.digest,
@@ -110,8 +125,9 @@ impl ImageStore for RegistryStore {
             path: tmp.to_path_buf(),
             source: e,
         })?;
-        // The open handle keeps the data readable after the path is removed.
+        // `download_blob` checked digest and size while streaming, so the bytes are hashed once; the
+        // open handle keeps them readable after the path is removed.
         drop(tmp);
-        Ok(Box::new(VerifyingReader::blob(file, &self.name, blob)))
+        Ok(Box::new(file))
     }
 }
