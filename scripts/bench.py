@@ -62,22 +62,26 @@ def make_tree(dest: str) -> None:
 
 
 def run(cmd: str, cwd: str) -> tuple[float, int]:
-    """Wall seconds and peak RSS (KiB) of a shell command, children included."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(["bash", "-c", cmd], cwd=cwd)
-    _, status, usage = os.wait4(proc.pid, 0)
-    elapsed = time.perf_counter() - start
-    if status != 0:
-        sys.exit(f"benchmark command failed ({status}): {cmd}")
-    return elapsed, usage.ru_maxrss
+    """Wall seconds and peak RSS (KiB) of a shell command, the largest of its processes.
+
+    GNU time measures it: a child forked straight from this Python process would carry Python's own
+    resident size into its high-water mark, which is what an earlier version of this script reported.
+    """
+    with tempfile.NamedTemporaryFile("r") as rss_file:
+        start = time.perf_counter()
+        status = subprocess.call(["/usr/bin/time", "-f", "%M", "-o", rss_file.name, "bash", "-c", cmd], cwd=cwd)
+        elapsed = time.perf_counter() - start
+        if status != 0:
+            sys.exit(f"benchmark command failed ({status}): {cmd}")
+        return elapsed, int(rss_file.read().strip().splitlines()[-1])
 
 
 def main() -> None:
     binary = os.path.join(ROOT, "target", "release", "layerport")
     subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
-    for tool in ("zip", "unzip", "tar", "gzip", "pigz"):
+    for tool, package in (("zip", "zip"), ("unzip", "unzip"), ("tar", "tar"), ("gzip", "gzip"), ("pigz", "pigz"), ("/usr/bin/time", "time")):
         if shutil.which(tool) is None:
-            sys.exit(f"{tool} not found: install it with apt-get install {tool} (scripts/test.sh installs it)")
+            sys.exit(f"{tool} not found: install it with apt-get install {package}")
     work = tempfile.mkdtemp(prefix="layerport-bench-")
     try:
         tree = os.path.join(work, "tree")
