@@ -9,11 +9,6 @@ pub fn to_canonical_bytes(value: &Value) -> Vec<u8> {
     out.into_bytes()
 }
 
-/// Serialises any `Serialize` value canonically.
-pub fn to_canonical<T: serde::Serialize>(value: &T) -> serde_json::Result<Vec<u8>> {
-    Ok(to_canonical_bytes(&serde_json::to_value(value)?))
-}
-
 fn write_value(value: &Value, out: &mut String) {
     match value {
         Value::Object(map) => {

@@ -20,10 +20,6 @@ impl<W: Write> HashingWriter<W> {
         }
     }
 
-    pub fn get_mut(&mut self) -> &mut W {
-        &mut self.inner
-    }
-
     /// Returns the inner writer, the `sha256:<hex>` digest and the byte count.
     pub fn finish(self) -> (W, String, u64) {
         (

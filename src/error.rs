@@ -47,6 +47,11 @@ pub enum LayerError {
         declared: u64,
     },
 
+    #[error(
+        "cannot write the layer: {0}\n  hint: check free space and permissions where the output goes"
+    )]
+    WriteOutput(#[source] io::Error),
+
     #[error("{zip}: the zip has no entries\n  hint: a layer zip needs at least one file")]
     Empty { zip: String },
 
@@ -82,20 +87,6 @@ impl LayerError {
             problem: problem.into(),
             hint: hint.into(),
         }
-    }
-
-    /// Wraps this error so it can travel through `io::Read`/`io::Write` and be recovered intact.
-    pub fn into_io(self) -> io::Error {
-        io::Error::other(self)
-    }
-
-    /// Recovers a `LayerError` that travelled through I/O; any other I/O error is attributed to `path`.
-    pub fn from_io(err: io::Error, path: impl Into<PathBuf>) -> Self {
-        if err.get_ref().is_some_and(|e| e.is::<LayerError>()) {
-            let inner = err.into_inner().expect("checked above");
-            return *inner.downcast::<LayerError>().expect("checked above");
-        }
-        LayerError::io(path, err)
     }
 }
 

@@ -133,7 +133,7 @@ pub enum ImageError {
         hint: &'static str,
     },
     #[error(
-        "{reference}: registry images are not readable by `layerport zip` yet (registry sources come with push support)\n  hint: copy the image to a local layout first, e.g. `skopeo copy docker://{reference} oci:image:latest`, then run `layerport zip oci:image:latest ...`"
+        "{reference} is a registry reference, not a local image\n  hint: write oci:DIR[:TAG] for an OCI layout or docker-archive:FILE for a `docker save` archive"
     )]
     RegistryUnsupported { reference: String },
     /// A failure of a remote store (registry), whose message already names the image and the fix.

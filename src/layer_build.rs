@@ -58,7 +58,7 @@ pub fn write_layer<R: Read + Seek, W: Write>(
         .write(blob, Compression::new(opts.gzip_level));
     let mut tar = TarWriter::new(HashingWriter::new(gz));
     write_entries(zips, tree, opts, &mut tar)?;
-    let out_err = |e| LayerError::from_io(e, "(layer output)");
+    let out_err = LayerError::WriteOutput;
     let tar_hash = tar.finish().map_err(out_err)?;
     let (gz, diff_id, tar_size) = tar_hash.finish();
     let blob = gz.finish().map_err(out_err)?;
@@ -81,7 +81,7 @@ pub fn write_entries<R: Read + Seek, W: Write>(
     opts: &BuildOptions,
     tar: &mut TarWriter<W>,
 ) -> Result<()> {
-    let out_err = |e| LayerError::from_io(e, "(layer output)");
+    let out_err = LayerError::WriteOutput;
     let synthesized_mtime = opts.mtime_override.unwrap_or(SYNTHESIZED_MTIME);
     let mut prefix_path = String::new();
     for part in opts.prefix.split('/') {

@@ -391,8 +391,7 @@ impl<R: Read + Seek> ZipLayer<R> {
                 return Err(inflates_too_much(&zip_name, path, declared));
             }
             crc.update(&buf[..n]);
-            out.write_all(&buf[..n])
-                .map_err(|e| LayerError::from_io(e, "(layer output)"))?;
+            out.write_all(&buf[..n]).map_err(LayerError::WriteOutput)?;
         }
         if written != declared {
             return Err(LayerError::bad_entry(

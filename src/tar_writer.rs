@@ -29,10 +29,6 @@ impl<W: Write> TarWriter<W> {
         }
     }
 
-    pub fn get_mut(&mut self) -> &mut W {
-        &mut self.out
-    }
-
     pub fn dir(&mut self, path: &str, mode: u32, mtime: u64) -> io::Result<()> {
         let name = format!("{}/", path.trim_end_matches('/'));
         self.header(&name, TarKind::Dir, mode, mtime, 0, "")
