@@ -10,8 +10,15 @@ use crate::layer_build::LayerDigests;
 use crate::platform::Platform;
 
 /// Annotation keys that record where each input layer came from, so a later run can compare.
-pub const ANNOTATION_SOURCE: &str = "dev.layerport.layer.{}.source";
-pub const ANNOTATION_CODE_SHA256: &str = "dev.layerport.layer.{}.code-sha256";
+/// `dev.layerport.layer.<input index>.source`: the ARN or zip name of input `index`.
+pub fn annotation_source(index: usize) -> String {
+    format!("dev.layerport.layer.{index}.source")
+}
+
+/// `dev.layerport.layer.<input index>.code-sha256`: its CodeSha256.
+pub fn annotation_code_sha256(index: usize) -> String {
+    format!("dev.layerport.layer.{index}.code-sha256")
+}
 
 /// Where an input layer zip came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,11 +141,11 @@ pub fn build_image(
     for layer in layers {
         for source in &layer.sources {
             annotations.insert(
-                ANNOTATION_SOURCE.replace("{}", &index.to_string()),
+                annotation_source(index),
                 Value::String(source.label.clone()),
             );
             annotations.insert(
-                ANNOTATION_CODE_SHA256.replace("{}", &index.to_string()),
+                annotation_code_sha256(index),
                 Value::String(source.code_sha256.clone()),
             );
             index += 1;
