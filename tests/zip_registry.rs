@@ -73,3 +73,47 @@ fn zip_from_registry_without_credentials_explains_how_to_log_in() {
     assert!(stderr.contains("docker login"), "{stderr}");
     assert!(!home.path("x.zip").exists());
 }
+
+#[test]
+fn a_blob_download_cut_mid_body_is_retried_to_the_same_zip() {
+    use support::fault_proxy::{FaultProxy, ProxyFault};
+    use support::registry::write_docker_config;
+
+    let registry = Registry::start();
+    let proxy = FaultProxy::start(&registry.host());
+    let (host, phost) = (registry.host(), proxy.host());
+    let home = PushHome::default();
+    let login = |h: String| (h, registry.user.clone(), registry.password.clone());
+    write_docker_config(
+        &home.docker_dir(),
+        &[login(host.clone()), login(phost.clone())],
+    );
+    home.push_json(
+        &[&host],
+        &[
+            "image",
+            &testdata("good/sample/deps.zip"),
+            "--push",
+            &format!("{host}/fn:v1"),
+        ],
+    );
+    let (code, _, stderr) = home.run(
+        &[&host],
+        &["zip", &format!("{host}/fn:v1"), "-o", "clean.zip"],
+    );
+    assert_eq!(code, 0, "{stderr}");
+
+    // The first blob fetched through the proxy loses its connection after 100 bytes.
+    proxy.inject(ProxyFault::cut_response("GET", "/v2/fn/blobs/", 100));
+    let (code, _, stderr) = home.run(
+        &[&phost],
+        &["zip", &format!("{phost}/fn:v1"), "-o", "cut.zip"],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(proxy.pending_faults(), 0, "the cut was applied");
+    assert!(stderr.contains("retrying"), "{stderr}");
+    assert_eq!(
+        std::fs::read(home.path("clean.zip")).unwrap(),
+        std::fs::read(home.path("cut.zip")).unwrap()
+    );
+}

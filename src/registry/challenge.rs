@@ -7,7 +7,6 @@ use base64::Engine;
 use reqwest::header::AUTHORIZATION;
 
 use super::client::{Credentials, RegistryClient, RegistryError, Result};
-use crate::redact::http_error;
 
 impl RegistryClient {
     pub(super) fn auth_hint(&self) -> String {
@@ -84,12 +83,10 @@ impl RegistryClient {
         if let Some(basic) = self.basic_header() {
             req = req.header(AUTHORIZATION, basic);
         }
-        let response = req.send().await.map_err(|e| RegistryError::Network {
-            registry: self.registry.clone(),
-            operation: "token request".into(),
-            attempts: 1,
-            detail: http_error(&e),
-        })?;
+        let response = req
+            .send()
+            .await
+            .map_err(|e| self.network_error("token request", &e))?;
         if !response.status().is_success() {
             return Err(RegistryError::Unauthorized {
                 registry: self.registry.clone(),
@@ -98,12 +95,10 @@ impl RegistryClient {
                 hint: self.auth_hint(),
             });
         }
-        let bytes = response.bytes().await.map_err(|e| RegistryError::Network {
-            registry: self.registry.clone(),
-            operation: "token request".into(),
-            attempts: 1,
-            detail: http_error(&e),
-        })?;
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| self.network_error("token request", &e))?;
         let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
         let token = body
             .get("token")

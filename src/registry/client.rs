@@ -162,6 +162,19 @@ impl RegistryClient {
         self
     }
 
+    pub(super) fn network_error(
+        &self,
+        operation: impl Into<String>,
+        err: &reqwest::Error,
+    ) -> RegistryError {
+        RegistryError::Network {
+            registry: self.registry.clone(),
+            operation: operation.into(),
+            attempts: 1,
+            detail: http_error(err),
+        }
+    }
+
     fn url(&self, path: &str) -> String {
         if path.starts_with("http://") || path.starts_with("https://") {
             path.to_string()
@@ -473,12 +486,10 @@ impl RegistryClient {
             .unwrap_or("")
             .trim()
             .to_string();
-        let bytes = r.bytes().await.map_err(|e| RegistryError::Network {
-            registry: self.registry.clone(),
-            operation: "manifest fetch".into(),
-            attempts: 1,
-            detail: http_error(&e),
-        })?;
+        let bytes = r
+            .bytes()
+            .await
+            .map_err(|e| self.network_error("manifest fetch", &e))?;
         let digest = format_digest(&Sha256::digest(&bytes));
         if reference.starts_with("sha256:") && reference != digest {
             return Err(RegistryError::DigestMismatch {
@@ -561,8 +572,28 @@ impl RegistryClient {
         Ok(())
     }
 
-    /// Streams a blob to `dest`, checking its sha256 and size as it arrives.
+    /// Streams a blob to `dest`, checking its sha256 and size as it arrives. A connection lost
+    /// mid-body starts the download again (the request itself is retried inside `send`).
     pub async fn download_blob(
+        &self,
+        repository: &str,
+        digest: &str,
+        size: Option<u64>,
+        dest: &Path,
+    ) -> Result<()> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.download_once(repository, digest, size, dest).await {
+                Err(e @ RegistryError::Network { .. }) if attempt < self.policy.attempts => {
+                    self.pause("blob download", &e.to_string(), attempt).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn download_once(
         &self,
         repository: &str,
         digest: &str,
@@ -601,12 +632,11 @@ impl RegistryClient {
         let mut hasher = Sha256::new();
         let mut received = 0u64;
         let mut r = r;
-        while let Some(chunk) = r.chunk().await.map_err(|e| RegistryError::Network {
-            registry: self.registry.clone(),
-            operation: format!("download of {digest}"),
-            attempts: 1,
-            detail: http_error(&e),
-        })? {
+        while let Some(chunk) = r
+            .chunk()
+            .await
+            .map_err(|e| self.network_error(format!("download of {digest}"), &e))?
+        {
             hasher.update(&chunk);
             received += chunk.len() as u64;
             file.write_all(&chunk).await.map_err(io)?;

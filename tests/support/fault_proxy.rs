@@ -41,6 +41,8 @@ pub enum FaultKind {
     ResetAfter(usize),
     /// Forward, then flip the last byte of a Content-Length response body.
     CorruptBody,
+    /// Forward, but cut both connections after this many bytes of a longer response body.
+    CutBody(usize),
 }
 
 impl ProxyFault {
@@ -61,6 +63,9 @@ impl ProxyFault {
     }
     pub fn corrupt(method: &str, path_prefix: &str) -> ProxyFault {
         Self::new(method, path_prefix, FaultKind::CorruptBody, 1)
+    }
+    pub fn cut_response(method: &str, path_prefix: &str, after_bytes: usize) -> ProxyFault {
+        Self::new(method, path_prefix, FaultKind::CutBody(after_bytes), 1)
     }
 
     fn matches(&self, method: &str, target: &str, body_len: Option<u64>) -> bool {
@@ -301,6 +306,8 @@ impl Head {
 enum Action {
     /// Relay to the registry (true: corrupt the answer's body).
     Forward(bool),
+    /// Relay to the registry, cutting the answer's body after this many bytes.
+    ForwardCut(usize),
     Answer(u16, String),
     Reset(usize),
     /// Buffer the (Content-Length) body; refuse it when it is another digest than the tag's.
@@ -373,6 +380,12 @@ fn serve_client(client: TcpStream, shared: &Arc<Shared>) -> io::Result<()> {
                 let (status, keep) = forward(shared, &head, &mut reader, &mut writer, corrupt)?;
                 (status, corrupt, keep)
             }
+            Action::ForwardCut(n) => {
+                record(shared, &method, &target, 0, true);
+                forward_cut(shared, &head, &mut reader, &mut writer, n)?;
+                let _ = writer.shutdown(Shutdown::Both);
+                return Ok(());
+            }
         };
         record(shared, &method, &target, status, injected);
         if !keep_open || head.closes() {
@@ -420,6 +433,7 @@ fn decide(shared: &Shared, method: &str, target: &str, body_len: Option<u64>) ->
             ),
             FaultKind::ResetAfter(n) => Action::Reset(n),
             FaultKind::CorruptBody => Action::Forward(true),
+            FaultKind::CutBody(n) => Action::ForwardCut(n),
         };
     }
     if st.immutable
@@ -507,6 +521,30 @@ fn forward(
         let keep = !matches!(framing, Framing::UntilClose) && !resp.closes();
         return Ok((status, keep));
     }
+}
+
+/// Like `forward`, but relays only `n` bytes of the answer's body and then drops the connection.
+fn forward_cut(
+    shared: &Arc<Shared>,
+    head: &Head,
+    body: &mut impl BufRead,
+    client: &mut TcpStream,
+    n: usize,
+) -> io::Result<()> {
+    let mut up = connect(shared)?;
+    let _guard = shared.track(&up);
+    up.write_all(&head.raw)?;
+    copy_body(body, head.framing(), &mut up)?;
+    up.flush()?;
+    let mut upr = BufReader::new(up.try_clone()?);
+    let Some(resp) = read_head(&mut upr)? else {
+        return Err(broken("the registry closed the connection"));
+    };
+    client.write_all(&rewrite_location(&resp, shared))?;
+    if let Framing::Length(len) = resp.framing() {
+        copy_exact(&mut upr, client, len.min(n as u64))?;
+    }
+    client.flush()
 }
 
 /// The response head with absolute `Location` URLs naming the registry made to name the proxy.
