@@ -101,6 +101,20 @@ pub struct ImageArgs {
     /// Where layer contents go in the image
     #[arg(long, default_value = "/opt", value_name = "DIR")]
     pub prefix: String,
+    /// Compress every file afresh at gzip LEVEL (1-9, default 6) instead of reusing the zip's
+    /// deflate data as it is; slower, sometimes smaller, and the layer digest differs
+    #[arg(
+        long,
+        value_name = "LEVEL",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "6",
+        value_parser = clap::value_parser!(u32).range(1..=9)
+    )]
+    pub recompress: Option<u32>,
+    /// Compression threads (default: all cores); the bytes are the same whatever the count
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
     #[command(flatten)]
     pub limits: LimitArgs,
 }

@@ -1,15 +1,15 @@
-//! Writes a layer tree as an OCI tar+gzip blob, streaming each file from its zip, and computes the
-//! blob digest and the diff_id (sha256 of the uncompressed tar) in the same pass.
+//! Writes a layer tree as an OCI tar+gzip blob: plans the tar stream as jobs (deflate entries spliced
+//! as they are, everything else compressed fresh) for `layer_gzip`, which also computes the blob
+//! digest and the diff_id (sha256 of the uncompressed tar) in the same pass.
 
-use std::io::{Read, Seek, Write};
+use std::io::Write;
+use std::sync::Arc;
 
-use flate2::{Compression, GzBuilder};
-
-use crate::digest::HashingWriter;
-use crate::error::{LayerError, Result};
+use crate::error::Result;
+use crate::layer_gzip::{EntryRef, HeaderSpec, Job, Piece, Source, write_gzip};
 use crate::layer_tree::LayerTree;
-use crate::layer_zip::{Budget, EntryKind, SYNTHESIZED_MTIME, ZipLayer};
-use crate::tar_writer::TarWriter;
+use crate::layer_zip::{EntryKind, SYNTHESIZED_MTIME, ZipMethod};
+use crate::tar_writer::{END_OF_ARCHIVE, TarKind, dir_name, pad_len};
 
 #[derive(Debug, Clone)]
 pub struct BuildOptions {
@@ -19,7 +19,12 @@ pub struct BuildOptions {
     pub mtime_override: Option<u64>,
     /// Refuse an input zip that inflates to more than this.
     pub max_unzipped: u64,
+    /// Level for fresh compression (tar headers, stored entries, and everything under `recompress`).
     pub gzip_level: u32,
+    /// Compress every entry fresh instead of splicing deflate entries' own streams.
+    pub recompress: bool,
+    /// Compression threads (at least 1); the output does not depend on it.
+    pub threads: usize,
 }
 
 impl Default for BuildOptions {
@@ -29,6 +34,8 @@ impl Default for BuildOptions {
             mtime_override: None,
             max_unzipped: crate::layer_zip::LAMBDA_UNZIPPED_LIMIT,
             gzip_level: 6,
+            recompress: false,
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
         }
     }
 }
@@ -44,44 +51,29 @@ pub struct LayerDigests {
     pub tar_size: u64,
 }
 
-/// Writes `tree` (data read from `zips[entry.source]`) as a gzip-compressed tar into `out`.
-pub fn write_layer<R: Read + Seek, W: Write>(
-    zips: &mut [ZipLayer<R>],
+/// Writes `tree` (data read from `sources[entry.source]`) as a gzip-compressed tar into `out`.
+pub fn write_layer<W: Write>(
+    sources: &[Source],
     tree: &LayerTree,
     opts: &BuildOptions,
     out: W,
 ) -> Result<(W, LayerDigests)> {
-    let blob = HashingWriter::new(out);
-    // The gzip header carries no name and no time; OS 255 ("unknown") keeps it host-independent.
-    let gz = GzBuilder::new()
-        .operating_system(255)
-        .write(blob, Compression::new(opts.gzip_level));
-    let mut tar = TarWriter::new(HashingWriter::new(gz));
-    write_entries(zips, tree, opts, &mut tar)?;
-    let out_err = LayerError::WriteOutput;
-    let tar_hash = tar.finish().map_err(out_err)?;
-    let (gz, diff_id, tar_size) = tar_hash.finish();
-    let blob = gz.finish().map_err(out_err)?;
-    let (out, digest, size) = blob.finish();
-    Ok((
-        out,
-        LayerDigests {
-            digest,
-            size,
-            diff_id,
-            tar_size,
-        },
-    ))
+    let jobs = plan_jobs(tree, opts);
+    write_gzip(&jobs, sources, opts.threads, opts.gzip_level, out)
 }
 
-/// Writes the entries of `tree` as tar entries (no end marker) into `tar`.
-pub fn write_entries<R: Read + Seek, W: Write>(
-    zips: &mut [ZipLayer<R>],
-    tree: &LayerTree,
-    opts: &BuildOptions,
-    tar: &mut TarWriter<W>,
-) -> Result<()> {
-    let out_err = LayerError::WriteOutput;
+/// Plain bytes gathered into one fresh-compression job: big enough that a job's start-up cost
+/// does not matter, small enough that a layer splits into many jobs for the threads.
+const FRESH_JOB_BYTES: u64 = 1024 * 1024;
+
+/// Cuts the layer's tar stream into jobs. The cut points depend only on the tree and the options,
+/// which is what makes the output independent of the thread count.
+pub fn plan_jobs(tree: &LayerTree, opts: &BuildOptions) -> Vec<Job> {
+    let mut plan = Planner {
+        jobs: Vec::new(),
+        fresh: Vec::new(),
+        fresh_bytes: 0,
+    };
     let synthesized_mtime = opts.mtime_override.unwrap_or(SYNTHESIZED_MTIME);
     let mut prefix_path = String::new();
     for part in opts.prefix.split('/') {
@@ -89,27 +81,262 @@ pub fn write_entries<R: Read + Seek, W: Write>(
             prefix_path.push('/');
         }
         prefix_path.push_str(part);
-        tar.dir(&prefix_path, 0o755, synthesized_mtime)
-            .map_err(out_err)?;
+        plan.header(
+            dir_name(&prefix_path),
+            TarKind::Dir,
+            0o755,
+            synthesized_mtime,
+            0,
+            "",
+        );
     }
-    let mut budgets: Vec<Budget> = zips
-        .iter()
-        .map(|_| Budget::new(opts.max_unzipped))
-        .collect();
     for (path, item) in tree {
         let full = format!("{prefix_path}/{path}");
         let entry = &item.entry;
         let mtime = opts.mtime_override.unwrap_or(entry.mtime);
         match &entry.kind {
-            EntryKind::Dir => tar.dir(&full, entry.mode, mtime).map_err(out_err)?,
-            EntryKind::Symlink { target } => tar.symlink(&full, target, mtime).map_err(out_err)?,
-            EntryKind::File { index, size, .. } => {
-                tar.begin_file(&full, entry.mode, mtime, *size)
-                    .map_err(out_err)?;
-                zips[item.source].copy_file(path, *index, &mut budgets[item.source], tar)?;
-                tar.end_file().map_err(out_err)?;
+            EntryKind::Dir => plan.header(dir_name(&full), TarKind::Dir, entry.mode, mtime, 0, ""),
+            EntryKind::Symlink { target } => {
+                plan.header(full, TarKind::Symlink, 0o777, mtime, 0, target)
+            }
+            EntryKind::File {
+                size, crc32, data, ..
+            } => {
+                plan.header(full, TarKind::File, entry.mode, mtime, *size, "");
+                let entry = EntryRef {
+                    source: item.source,
+                    path: Arc::from(path.as_str()),
+                    data: *data,
+                    size: *size,
+                    crc32: *crc32,
+                };
+                plan.content(entry, opts.recompress);
+                plan.zeros(pad_len(*size));
             }
         }
     }
-    Ok(())
+    plan.zeros(END_OF_ARCHIVE);
+    plan.cut();
+    plan.jobs
+}
+
+struct Planner {
+    jobs: Vec<Job>,
+    fresh: Vec<Piece>,
+    fresh_bytes: u64,
+}
+
+impl Planner {
+    fn push(&mut self, piece: Piece, len: u64) {
+        self.fresh.push(piece);
+        self.fresh_bytes += len;
+        if self.fresh_bytes >= FRESH_JOB_BYTES {
+            self.cut();
+        }
+    }
+
+    /// Ends the current fresh job.
+    fn cut(&mut self) {
+        if !self.fresh.is_empty() {
+            self.jobs.push(Job::Fresh(std::mem::take(&mut self.fresh)));
+        }
+        self.fresh_bytes = 0;
+    }
+
+    fn header(
+        &mut self,
+        name: String,
+        kind: TarKind,
+        mode: u32,
+        mtime: u64,
+        size: u64,
+        link: &str,
+    ) {
+        let spec = HeaderSpec {
+            name,
+            kind,
+            mode,
+            mtime,
+            size,
+            link: link.to_string(),
+        };
+        self.push(Piece::Header(Box::new(spec)), 512);
+    }
+
+    fn zeros(&mut self, n: usize) {
+        if n > 0 {
+            self.push(Piece::Zeros(n), n as u64);
+        }
+    }
+
+    fn content(&mut self, entry: EntryRef, recompress: bool) {
+        match entry.data.method {
+            ZipMethod::Deflated if !recompress && entry.size > 0 => {
+                self.cut();
+                self.jobs.push(Job::Splice(entry));
+            }
+            ZipMethod::Stored => {
+                // Stored data is read by position, so a large file can span several jobs.
+                let mut offset = 0;
+                loop {
+                    let room = FRESH_JOB_BYTES - self.fresh_bytes;
+                    let len = room.min(entry.size - offset);
+                    let piece = Piece::Stored {
+                        entry: entry.clone(),
+                        offset,
+                        len,
+                    };
+                    self.push(piece, len);
+                    offset += len;
+                    if offset == entry.size {
+                        break;
+                    }
+                }
+            }
+            _ => {
+                let size = entry.size;
+                self.push(Piece::Inflate(entry), size);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{BufReader, Read, Seek, SeekFrom};
+
+    use zip::write::SimpleFileOptions;
+    use zip::{CompressionMethod, ZipWriter};
+
+    use super::*;
+    use crate::digest::sha256_digest;
+    use crate::error::LayerError;
+    use crate::layer_tree;
+    use crate::layer_zip::ZipLayer;
+
+    const BIG: usize = 3 * 1024 * 1024 + 123;
+
+    fn content(len: usize, seed: u8) -> Vec<u8> {
+        (0..len)
+            .map(|i| ((i / 7) as u8).wrapping_mul(seed) ^ (i % 251) as u8)
+            .collect()
+    }
+
+    /// A zip with a stored file that spans several fresh jobs, deflated files and an empty one.
+    fn sample_zip() -> tempfile::NamedTempFile {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        let mut zw = ZipWriter::new(file.reopen().unwrap());
+        let stored = SimpleFileOptions::default().compression_method(CompressionMethod::Stored);
+        let deflated = SimpleFileOptions::default().compression_method(CompressionMethod::Deflated);
+        zw.start_file("big.bin", stored).unwrap();
+        zw.write_all(&content(BIG, 3)).unwrap();
+        for i in 0..20u8 {
+            zw.start_file(format!("lib/m{i}.py"), deflated).unwrap();
+            zw.write_all(&content(1000 + 5000 * i as usize, i)).unwrap();
+        }
+        zw.start_file("empty", deflated).unwrap();
+        zw.finish().unwrap();
+        file
+    }
+
+    fn build(zip: &std::path::Path, opts: &BuildOptions) -> Result<(Vec<u8>, LayerDigests)> {
+        let file = std::fs::File::open(zip).unwrap();
+        let layer = ZipLayer::open(
+            "sample.zip",
+            BufReader::new(file.try_clone().unwrap()),
+            u64::MAX,
+        )?;
+        let tree = layer_tree::single(0, &layer.entries);
+        let sources = [Source {
+            name: "sample.zip".into(),
+            file,
+        }];
+        write_layer(&sources, &tree, opts, Vec::new())
+    }
+
+    fn gunzip(gz: &[u8]) -> Vec<u8> {
+        let mut tar = Vec::new();
+        flate2::read::GzDecoder::new(gz)
+            .read_to_end(&mut tar)
+            .unwrap();
+        tar
+    }
+
+    #[test]
+    fn both_paths_give_the_same_tar_and_ignore_the_thread_count() {
+        let zip = sample_zip();
+        let mut seen_tar = None;
+        for recompress in [false, true] {
+            let mut seen_blob = None;
+            for threads in [1, 2, 5] {
+                let opts = BuildOptions {
+                    recompress,
+                    threads,
+                    ..BuildOptions::default()
+                };
+                let (blob, digests) = build(zip.path(), &opts).unwrap();
+                assert_eq!(digests.digest, sha256_digest(&blob));
+                assert_eq!(digests.size, blob.len() as u64);
+                let tar = gunzip(&blob);
+                assert_eq!(digests.diff_id, sha256_digest(&tar));
+                assert_eq!(digests.tar_size, tar.len() as u64);
+                let seen = seen_blob.get_or_insert_with(|| blob.clone());
+                assert!(
+                    *seen == blob,
+                    "recompress={recompress}: {threads} threads differ"
+                );
+                let seen = seen_tar.get_or_insert_with(|| tar.clone());
+                assert!(*seen == tar, "recompress={recompress}: the tar differs");
+            }
+        }
+        let tar = seen_tar.unwrap();
+        let mut archive = tar::Archive::new(&tar[..]);
+        let big = archive
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap())
+            .find(|e| e.path().unwrap().ends_with("big.bin"))
+            .map(|mut e| {
+                let mut v = Vec::new();
+                e.read_to_end(&mut v).unwrap();
+                v
+            })
+            .unwrap();
+        assert!(big == content(BIG, 3));
+    }
+
+    #[test]
+    fn a_damaged_stored_file_split_across_jobs_fails_its_crc() {
+        let zip = sample_zip();
+        // Flip one byte of big.bin's data, in its third mebibyte.
+        let start = {
+            let mut archive =
+                zip::ZipArchive::new(std::fs::File::open(zip.path()).unwrap()).unwrap();
+            archive.by_name("big.bin").unwrap().data_start().unwrap()
+        };
+        let mut f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(zip.path())
+            .unwrap();
+        let at = start + 2 * 1024 * 1024 + 77;
+        let mut b = [0u8];
+        f.seek(SeekFrom::Start(at)).unwrap();
+        f.read_exact(&mut b).unwrap();
+        f.seek(SeekFrom::Start(at)).unwrap();
+        f.write_all(&[b[0] ^ 0x40]).unwrap();
+        drop(f);
+        for threads in [1, 3] {
+            let opts = BuildOptions {
+                threads,
+                ..BuildOptions::default()
+            };
+            let err = build(zip.path(), &opts).unwrap_err();
+            assert!(
+                matches!(&err, LayerError::BadEntry { entry, .. } if entry == "big.bin"),
+                "{err}"
+            );
+            assert!(err.to_string().contains("CRC-32"), "{err}");
+        }
+    }
 }

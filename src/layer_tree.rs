@@ -86,6 +86,11 @@ mod tests {
                 index,
                 size: 1,
                 crc32: 0,
+                data: crate::layer_zip::EntryData {
+                    start: 0,
+                    compressed: 1,
+                    method: crate::layer_zip::ZipMethod::Stored,
+                },
             },
             mode: 0o644,
             mtime: 0,

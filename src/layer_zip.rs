@@ -27,15 +27,33 @@ const MAX_SYMLINK_TARGET: u64 = 4096;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EntryKind {
     Dir,
-    /// A regular file: its index in the zip, declared size and CRC-32.
+    /// A regular file: its index in the zip, declared size and CRC-32, and where its data lies.
     File {
         index: usize,
         size: u64,
         crc32: u32,
+        data: EntryData,
     },
     Symlink {
         target: String,
     },
+}
+
+/// How an entry's data is compressed in the zip.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ZipMethod {
+    Stored,
+    Deflated,
+    Deflate64,
+}
+
+/// Where a file's compressed bytes lie in the zip file, so they can be read without the zip crate
+/// (by positioned reads, from many threads) or spliced into a gzip member as they are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EntryData {
+    pub start: u64,
+    pub compressed: u64,
+    pub method: ZipMethod,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -146,10 +164,10 @@ impl<R: Read + Seek> ZipLayer<R> {
                 "layerport does not decrypt layers; re-create the zip without a password",
             ));
         }
-        match file.compression() {
-            CompressionMethod::Stored
-            | CompressionMethod::Deflated
-            | CompressionMethod::Deflate64 => {}
+        let method = match file.compression() {
+            CompressionMethod::Stored => ZipMethod::Stored,
+            CompressionMethod::Deflated => ZipMethod::Deflated,
+            CompressionMethod::Deflate64 => ZipMethod::Deflate64,
             other => {
                 return Err(LayerError::bad_entry(
                     &zip_name,
@@ -158,7 +176,7 @@ impl<R: Read + Seek> ZipLayer<R> {
                     "Lambda reads only stored or deflated entries; re-create the zip with `zip -r` (deflate)",
                 ));
             }
-        }
+        };
         let norm = normalize(&raw_name).map_err(|p| {
             LayerError::bad_entry(
                 &zip_name,
@@ -178,6 +196,18 @@ impl<R: Read + Seek> ZipLayer<R> {
         let mtime = entry_mtime(&file);
         let size = file.size();
         let crc32 = file.crc32();
+        let data = EntryData {
+            start: file.data_start().ok_or_else(|| {
+                LayerError::bad_entry(
+                    &zip_name,
+                    &shown,
+                    "has no readable local header",
+                    "the archive is damaged; download or build it again",
+                )
+            })?,
+            compressed: file.compressed_size(),
+            method,
+        };
         drop(file);
 
         let path = norm.path.clone();
@@ -213,7 +243,15 @@ impl<R: Read + Seek> ZipLayer<R> {
                 }
             };
             self.declared_unzipped = self.declared_unzipped.saturating_add(size);
-            (EntryKind::File { index, size, crc32 }, mode)
+            (
+                EntryKind::File {
+                    index,
+                    size,
+                    crc32,
+                    data,
+                },
+                mode,
+            )
         } else {
             self.warnings
                 .push(Warning::skipped_special(&path, file_type));
@@ -409,7 +447,7 @@ impl<R: Read + Seek> ZipLayer<R> {
     }
 }
 
-fn crc_mismatch(zip: &str, path: &str) -> LayerError {
+pub(crate) fn crc_mismatch(zip: &str, path: &str) -> LayerError {
     LayerError::bad_entry(
         zip,
         path,
@@ -418,7 +456,7 @@ fn crc_mismatch(zip: &str, path: &str) -> LayerError {
     )
 }
 
-fn inflates_too_much(zip: &str, path: &str, declared: u64) -> LayerError {
+pub(crate) fn inflates_too_much(zip: &str, path: &str, declared: u64) -> LayerError {
     LayerError::bad_entry(
         zip,
         path,

@@ -30,8 +30,7 @@ impl<W: Write> TarWriter<W> {
     }
 
     pub fn dir(&mut self, path: &str, mode: u32, mtime: u64) -> io::Result<()> {
-        let name = format!("{}/", path.trim_end_matches('/'));
-        self.header(&name, TarKind::Dir, mode, mtime, 0, "")
+        self.header(&dir_name(path), TarKind::Dir, mode, mtime, 0, "")
     }
 
     pub fn symlink(&mut self, path: &str, target: &str, mtime: u64) -> io::Result<()> {
@@ -75,56 +74,87 @@ impl<W: Write> TarWriter<W> {
         size: u64,
         link: &str,
     ) -> io::Result<()> {
-        let mut pax = Vec::new();
-        let (ustar_name, ustar_prefix) = match split_ustar_name(name) {
-            Some(parts) => parts,
-            None => {
-                pax_record(&mut pax, "path", name);
-                (truncate_utf8(name, 100), "")
-            }
-        };
-        if link.len() > 100 {
-            pax_record(&mut pax, "linkpath", link);
-        }
-        if size >= 0o77777777777 {
-            pax_record(&mut pax, "size", &size.to_string());
-        }
-        if !pax.is_empty() {
-            let mut ext = [0u8; BLOCK];
-            fill_header(
-                &mut ext,
-                "././@PaxHeader",
-                "",
-                b'x',
-                0o644,
-                0,
-                pax.len() as u64,
-                "",
-            );
-            self.out.write_all(&ext)?;
-            self.out.write_all(&pax)?;
-            self.out
-                .write_all(&[0u8; BLOCK][..pad_len(pax.len() as u64)])?;
-        }
-        let type_flag = match kind {
-            TarKind::File => b'0',
-            TarKind::Dir => b'5',
-            TarKind::Symlink => b'2',
-        };
-        let mut block = [0u8; BLOCK];
-        let shown_size = if size >= 0o77777777777 { 0 } else { size };
-        fill_header(
-            &mut block,
-            ustar_name,
-            ustar_prefix,
-            type_flag,
-            mode,
-            mtime,
-            shown_size,
-            truncate_utf8(link, 100),
-        );
-        self.out.write_all(&block)
+        write_header(&mut self.out, name, kind, mode, mtime, size, link)
     }
+
+    /// Declares that the current file's `n` data bytes were placed in the stream by the caller.
+    pub fn skip_data(&mut self, n: u64) -> io::Result<()> {
+        if n > self.pending {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "tar entry data longer than its header says",
+            ));
+        }
+        self.pending -= n;
+        Ok(())
+    }
+
+    pub fn get_mut(&mut self) -> &mut W {
+        &mut self.out
+    }
+}
+
+/// Bytes of the end-of-archive marker (two zero blocks).
+pub const END_OF_ARCHIVE: usize = BLOCK * 2;
+
+/// Writes one entry's header (a PAX extended header first, when ustar cannot hold the entry).
+pub fn write_header<W: Write + ?Sized>(
+    out: &mut W,
+    name: &str,
+    kind: TarKind,
+    mode: u32,
+    mtime: u64,
+    size: u64,
+    link: &str,
+) -> io::Result<()> {
+    let mut pax = Vec::new();
+    let (ustar_name, ustar_prefix) = match split_ustar_name(name) {
+        Some(parts) => parts,
+        None => {
+            pax_record(&mut pax, "path", name);
+            (truncate_utf8(name, 100), "")
+        }
+    };
+    if link.len() > 100 {
+        pax_record(&mut pax, "linkpath", link);
+    }
+    if size >= 0o77777777777 {
+        pax_record(&mut pax, "size", &size.to_string());
+    }
+    if !pax.is_empty() {
+        let mut ext = [0u8; BLOCK];
+        fill_header(
+            &mut ext,
+            "././@PaxHeader",
+            "",
+            b'x',
+            0o644,
+            0,
+            pax.len() as u64,
+            "",
+        );
+        out.write_all(&ext)?;
+        out.write_all(&pax)?;
+        out.write_all(&[0u8; BLOCK][..pad_len(pax.len() as u64)])?;
+    }
+    let type_flag = match kind {
+        TarKind::File => b'0',
+        TarKind::Dir => b'5',
+        TarKind::Symlink => b'2',
+    };
+    let mut block = [0u8; BLOCK];
+    let shown_size = if size >= 0o77777777777 { 0 } else { size };
+    fill_header(
+        &mut block,
+        ustar_name,
+        ustar_prefix,
+        type_flag,
+        mode,
+        mtime,
+        shown_size,
+        truncate_utf8(link, 100),
+    );
+    out.write_all(&block)
 }
 
 impl<W: Write> Write for TarWriter<W> {
@@ -145,7 +175,13 @@ impl<W: Write> Write for TarWriter<W> {
     }
 }
 
-fn pad_len(size: u64) -> usize {
+/// A directory's name in a tar header: with one trailing slash.
+pub fn dir_name(path: &str) -> String {
+    format!("{}/", path.trim_end_matches('/'))
+}
+
+/// Zero bytes that pad `size` bytes of data to a whole block.
+pub fn pad_len(size: u64) -> usize {
     ((BLOCK as u64 - size % BLOCK as u64) % BLOCK as u64) as usize
 }
 

@@ -23,6 +23,7 @@ use crate::image::{AddedLayer, build_image};
 use crate::image_source::{self, ResolvedImage};
 use crate::inputs::LocalLayer;
 use crate::layer_build::{BuildOptions, write_layer};
+use crate::layer_gzip::Source;
 use crate::layer_tree;
 use crate::layer_zip::ZipLayer;
 use crate::oci_layout::{self, LayoutTarget};
@@ -62,11 +63,19 @@ pub fn run(global: &GlobalArgs, args: &ImageArgs) -> Result<()> {
         )
         .into());
     }
+    let defaults = BuildOptions::default();
+    let threads = match args.threads {
+        Some(0) => return Err(LayerError::Usage("--threads must be at least 1".into()).into()),
+        Some(n) => n,
+        None => defaults.threads,
+    };
     let opts = BuildOptions {
         prefix,
         mtime_override: source_date_epoch()?,
         max_unzipped: args.limits.max_unzipped,
-        ..BuildOptions::default()
+        gzip_level: args.recompress.unwrap_or(defaults.gzip_level),
+        recompress: args.recompress.is_some(),
+        threads,
     };
     let resolved = resolve_layers(global, &args.layers)?;
     let layers = &resolved.layers;
@@ -411,11 +420,13 @@ fn build_all(
     opts: &BuildOptions,
     blobs: &Path,
 ) -> Result<Vec<Built>, LayerError> {
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        .min(groups.len())
-        .max(1);
+    // Layers are built side by side, and each shares out the remaining threads to its own jobs.
+    let threads = opts.threads.min(groups.len()).max(1);
+    let per_layer = BuildOptions {
+        threads: (opts.threads / threads).max(1),
+        ..opts.clone()
+    };
+    let opts = &per_layer;
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<Option<Result<Built, LayerError>>>> =
         Mutex::new((0..groups.len()).map(|_| None).collect());
@@ -449,8 +460,14 @@ fn build_one(
     n: usize,
 ) -> Result<Built, LayerError> {
     let mut zips = Vec::with_capacity(group.len());
+    let mut sources = Vec::with_capacity(group.len());
     for &i in group {
-        let file = File::open(&layers[i].path).map_err(|e| LayerError::io(&layers[i].path, e))?;
+        let path = &layers[i].path;
+        let file = File::open(path).map_err(|e| LayerError::io(path, e))?;
+        sources.push(Source {
+            name: layers[i].display.clone(),
+            file: file.try_clone().map_err(|e| LayerError::io(path, e))?,
+        });
         zips.push(ZipLayer::open(
             &layers[i].display,
             std::io::BufReader::new(file),
@@ -472,7 +489,7 @@ fn build_one(
     }
     let tmp = blobs.join(format!("layer-{n}.partial"));
     let file = File::create(&tmp).map_err(|e| LayerError::io(&tmp, e))?;
-    let (out, digests) = write_layer(&mut zips, &tree, opts, BufWriter::new(file))?;
+    let (out, digests) = write_layer(&sources, &tree, opts, BufWriter::new(file))?;
     out.into_inner()
         .map_err(|e| LayerError::io(&tmp, e.into_error()))?
         .sync_all()
