@@ -49,28 +49,45 @@ impl ArnFetcher {
 
     /// Fetches several ARNs concurrently (bounded); results keep the input order.
     pub async fn fetch_all(self: Arc<Self>, arns: Vec<LayerArn>) -> Result<Vec<LocalLayer>> {
-        let limit = Arc::new(tokio::sync::Semaphore::new(4));
-        let mut tasks = tokio::task::JoinSet::new();
-        for (i, arn) in arns.into_iter().enumerate() {
-            let me = Arc::clone(&self);
-            let limit = Arc::clone(&limit);
-            tasks.spawn(async move {
-                let _permit = limit.acquire_owned().await.expect("semaphore never closed");
-                (i, me.fetch(&arn).await)
-            });
-        }
-        let mut results: Vec<Option<Result<LocalLayer>>> = Vec::new();
-        while let Some(joined) = tasks.join_next().await {
-            let (i, r) = joined.context("a download task failed")?;
-            if results.len() <= i {
-                results.resize_with(i + 1, || None);
-            }
+        let count = arns.len();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        self.fetch_each(
+            arns.into_iter().enumerate().collect(),
+            &tokio::runtime::Handle::current(),
+            move |i, r| {
+                let _ = tx.send((i, r));
+            },
+        );
+        let mut results: Vec<Option<Result<LocalLayer>>> = (0..count).map(|_| None).collect();
+        for _ in 0..count {
+            let (i, r) = rx.recv().await.context("a download task failed")?;
             results[i] = Some(r);
         }
         results
             .into_iter()
             .map(|r| r.expect("every task reported"))
             .collect()
+    }
+
+    /// Starts fetching each `(key, arn)` on `handle`, at most four at a time, and calls `done` with
+    /// the key as each one finishes — so callers can use a layer while the others still download.
+    pub fn fetch_each(
+        self: Arc<Self>,
+        arns: Vec<(usize, LayerArn)>,
+        handle: &tokio::runtime::Handle,
+        done: impl Fn(usize, Result<LocalLayer>) + Send + Sync + 'static,
+    ) {
+        let limit = Arc::new(tokio::sync::Semaphore::new(4));
+        let done = Arc::new(done);
+        for (key, arn) in arns {
+            let me = Arc::clone(&self);
+            let limit = Arc::clone(&limit);
+            let done = Arc::clone(&done);
+            handle.spawn(async move {
+                let _permit = limit.acquire_owned().await.expect("semaphore never closed");
+                done(key, me.fetch(&arn).await);
+            });
+        }
     }
 
     pub async fn fetch(&self, arn: &LayerArn) -> Result<LocalLayer> {

@@ -3,17 +3,16 @@
 use std::fs::{self, File};
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock, mpsc};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use serde_json::json;
 use tracing::{info, warn};
 
 use std::sync::Arc;
 
 use super::registries::Registries;
-use super::{print_json, print_line, resolve_layers, source_date_epoch};
+use super::{parse_layers, print_json, print_line, source_date_epoch, start_layers};
 use crate::cli::{GlobalArgs, ImageArgs};
 use crate::digest::hex_part;
 use crate::docker_archive;
@@ -30,7 +29,9 @@ use crate::oci_layout::{self, LayoutTarget};
 use crate::paths::normalize_prefix;
 use crate::platform::Platform;
 use crate::registry::client::RegistryClient;
-use crate::registry::push::{BlobSource, PushBlob, PushJob, ensure_ecr_repository, push};
+use crate::registry::push::{
+    BlobSource, BlobUploads, PushBlob, PushReport, PushTarget, ensure_ecr_repository, put_manifest,
+};
 use crate::registry::reference::ImageRef;
 use crate::registry::store::RegistryStore;
 use crate::staging::Staging;
@@ -77,8 +78,8 @@ pub fn run(global: &GlobalArgs, args: &ImageArgs) -> Result<()> {
         recompress: args.recompress.is_some(),
         threads,
     };
-    let resolved = resolve_layers(global, &args.layers)?;
-    let layers = &resolved.layers;
+    let refs = parse_layers(&args.layers)?;
+    let layer_count = refs.len();
 
     let (staging, layout_target) = match &output {
         Output::Layout { dir, .. } => {
@@ -102,20 +103,15 @@ pub fn run(global: &GlobalArgs, args: &ImageArgs) -> Result<()> {
     let blobs = staging.path().join("blobs").join("sha256");
     fs::create_dir_all(&blobs).map_err(|e| LayerError::io(&blobs, e))?;
 
-    let needs_registry = base_ref.is_some() || matches!(output, Output::Push(_));
-    let runtime = if needs_registry {
-        Some(
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()?,
-        )
-    } else {
-        None
-    };
+    // One runtime for downloads, the base image and uploads; conversions run on plain threads.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let rt = &runtime;
     let registries = Registries::new(global);
-    let base = match (&base_ref, &runtime) {
-        (Some(r), Some(rt)) => {
+    let base = match &base_ref {
+        Some(r) => {
             info!("pulling base image {r}");
             let client = rt.block_on(registries.client(r))?;
             let store =
@@ -123,15 +119,55 @@ pub fn run(global: &GlobalArgs, args: &ImageArgs) -> Result<()> {
             let resolved = image_source::resolve(&store, requested_platform.as_ref())?;
             Some((client, base_image(resolved)))
         }
+        None => None,
+    };
+    let base_layer_count = base.as_ref().map_or(0, |(_, b)| b.layers.len());
+
+    // The push target is ready before any layer is built, so each blob uploads as soon as it exists.
+    let mut uploads = match &output {
+        Output::Push(target) => Some(start_push(
+            rt,
+            &registries,
+            args,
+            target,
+            &base,
+            base_ref.as_ref(),
+            staging.path(),
+        )?),
         _ => None,
     };
 
     let groups: Vec<Vec<usize>> = if args.squash {
-        vec![(0..layers.len()).collect()]
+        vec![(0..layer_count).collect()]
     } else {
-        (0..layers.len()).map(|i| vec![i]).collect()
+        (0..layer_count).map(|i| vec![i]).collect()
     };
-    let built = build_all(layers, &groups, &opts, &blobs)?;
+    let (tx, events) = mpsc::channel();
+    let ready = tx.clone();
+    let _fetcher = start_layers(global, refs, rt.handle(), move |i, r| {
+        let _ = ready.send(Event::Layer(i, r));
+    })?;
+    let (layers, built) = build_as_ready(
+        layer_count,
+        &groups,
+        &opts,
+        &blobs,
+        tx,
+        events,
+        |g, layer| {
+            if let Some((_, up)) = &mut uploads {
+                up.start(
+                    base_layer_count + g,
+                    PushBlob {
+                        digest: layer.digests.digest.clone(),
+                        size: layer.digests.size,
+                        source: BlobSource::File(blobs.join(hex_part(&layer.digests.digest))),
+                    },
+                );
+            }
+        },
+    )?;
+    let layers = &layers;
     let mut added = Vec::new();
     for (group, (layer, warnings)) in groups.iter().zip(built) {
         for w in &warnings {
@@ -160,7 +196,7 @@ pub fn run(global: &GlobalArgs, args: &ImageArgs) -> Result<()> {
     let mut push_report = None;
     let (kind, shown) = match &output {
         Output::Layout { dir, tag } => {
-            if let (Some((client, b)), Some(rt), Some(r)) = (&base, &runtime, &base_ref) {
+            if let (Some((client, b)), Some(r)) = (&base, &base_ref) {
                 rt.block_on(copy_base_layers(client, r, &b.layers, &blobs))?;
             }
             oci_layout::write(
@@ -180,59 +216,30 @@ pub fn run(global: &GlobalArgs, args: &ImageArgs) -> Result<()> {
             )
         }
         Output::Push(target) => {
-            let rt = runtime.as_ref().expect("push builds a runtime");
+            let (to, mut up) = uploads.take().expect("a push starts its uploads");
             let config_path = blobs.join(hex_part(&image.config_digest));
             fs::write(&config_path, &image.config).map_err(|e| LayerError::io(&config_path, e))?;
-            let mut push_blobs: Vec<PushBlob> = Vec::new();
-            if let Some((_, b)) = &base {
-                for d in &b.layers {
-                    push_blobs.push(PushBlob {
-                        digest: d["digest"].as_str().unwrap_or_default().to_string(),
-                        size: d["size"].as_u64().unwrap_or(0),
-                        source: BlobSource::Base,
-                    });
-                }
-            }
-            for l in &image_layers {
-                push_blobs.push(PushBlob {
-                    digest: l.digests.digest.clone(),
-                    size: l.digests.size,
-                    source: BlobSource::File(blobs.join(hex_part(&l.digests.digest))),
-                });
-            }
-            push_blobs.push(PushBlob {
-                digest: image.config_digest.clone(),
-                size: image.config.len() as u64,
-                source: BlobSource::File(config_path),
-            });
+            up.start(
+                base_layer_count + image_layers.len(),
+                PushBlob {
+                    digest: image.config_digest.clone(),
+                    size: image.config.len() as u64,
+                    source: BlobSource::File(config_path),
+                },
+            );
             let report = rt.block_on(async {
-                if args.create_repository {
-                    let region = registries.ecr_region(target).await.ok_or_else(|| {
-                        LayerError::Usage(
-                            "--create-repository needs a region: pass --region or set AWS_REGION"
-                                .into(),
-                        )
-                    })?;
-                    if ensure_ecr_repository(registries.sdk().await, &region, &target.repository)
-                        .await?
-                    {
-                        info!("created ECR repository {} in {region}", target.repository);
-                    }
-                }
-                let client = registries.client(target).await?;
-                let job = PushJob {
-                    target: client,
-                    image: target.clone(),
-                    base: base
-                        .as_ref()
-                        .map(|(c, _)| (Arc::clone(c), base_ref.clone().expect("base ref"))),
-                    blobs: push_blobs,
-                    manifest: image.manifest.clone(),
-                    manifest_media_type: image.manifest_media_type.clone(),
-                    manifest_digest: image.manifest_digest.clone(),
-                    scratch: staging.path().to_path_buf(),
-                };
-                anyhow::Ok(push(job).await?)
+                let blobs = up.finish().await?;
+                let manifest_pushed = put_manifest(
+                    &to,
+                    &image.manifest,
+                    &image.manifest_media_type,
+                    &image.manifest_digest,
+                )
+                .await?;
+                anyhow::Ok(PushReport {
+                    blobs,
+                    manifest_pushed,
+                })
             })?;
             let uploaded = report.blobs.iter().filter(|b| b.status != "exists").count();
             info!(
@@ -313,6 +320,54 @@ fn base_image(resolved: ResolvedImage) -> BaseImage {
         docker_media_types: resolved.docker_media_types,
         platform: resolved.platform,
     }
+}
+
+/// Creates the ECR repository if asked, connects to the target, and starts moving the base's layers.
+fn start_push(
+    rt: &tokio::runtime::Runtime,
+    registries: &Registries,
+    args: &ImageArgs,
+    target: &ImageRef,
+    base: &Option<(Arc<RegistryClient>, BaseImage)>,
+    base_ref: Option<&ImageRef>,
+    scratch: &Path,
+) -> Result<(Arc<PushTarget>, BlobUploads)> {
+    let client = rt.block_on(async {
+        if args.create_repository {
+            let region = registries.ecr_region(target).await.ok_or_else(|| {
+                LayerError::Usage(
+                    "--create-repository needs a region: pass --region or set AWS_REGION".into(),
+                )
+            })?;
+            if ensure_ecr_repository(registries.sdk().await, &region, &target.repository).await? {
+                info!("created ECR repository {} in {region}", target.repository);
+            }
+        }
+        registries.client(target).await
+    })?;
+    let to = Arc::new(PushTarget {
+        target: client,
+        image: target.clone(),
+        base: base
+            .as_ref()
+            .zip(base_ref)
+            .map(|((c, _), r)| (Arc::clone(c), r.clone())),
+        scratch: scratch.to_path_buf(),
+    });
+    let mut uploads = BlobUploads::new(Arc::clone(&to), rt.handle().clone());
+    if let Some((_, b)) = base {
+        for (i, d) in b.layers.iter().enumerate() {
+            uploads.start(
+                i,
+                PushBlob {
+                    digest: d["digest"].as_str().unwrap_or_default().to_string(),
+                    size: d["size"].as_u64().unwrap_or(0),
+                    source: BlobSource::Base,
+                },
+            );
+        }
+    }
+    Ok((to, uploads))
 }
 
 /// Brings the base image's layer blobs into the layout being written (verified while streaming).
@@ -413,63 +468,119 @@ fn choose_platform(requested: Option<Platform>, layers: &[LocalLayer]) -> Platfo
 
 type Built = (AddedLayer, Vec<Warning>);
 
-/// Converts each group of zips into one layer blob in `blobs`, in parallel; results in input order.
-fn build_all(
-    layers: &[LocalLayer],
+/// What the conversion loop waits for: a layer argument resolved, or a layer blob built.
+enum Event {
+    Layer(usize, anyhow::Result<LocalLayer>),
+    Built(usize, Result<Built, LayerError>),
+}
+
+/// Converts each group of zips into one layer blob in `blobs` as soon as all its zips are there
+/// (downloads still running for the others), several groups side by side; `on_built` hears of each
+/// blob as it is finished. Returns the layers and the results in input order.
+fn build_as_ready(
+    layer_count: usize,
     groups: &[Vec<usize>],
     opts: &BuildOptions,
     blobs: &Path,
-) -> Result<Vec<Built>, LayerError> {
-    // Layers are built side by side, and each shares out the remaining threads to its own jobs.
-    let threads = opts.threads.min(groups.len()).max(1);
-    let per_layer = BuildOptions {
-        threads: (opts.threads / threads).max(1),
+    tx: mpsc::Sender<Event>,
+    events: mpsc::Receiver<Event>,
+    mut on_built: impl FnMut(usize, &AddedLayer),
+) -> Result<(Vec<LocalLayer>, Vec<Built>)> {
+    // Groups are built side by side, and each shares out the remaining threads to its own jobs.
+    let side_by_side = opts.threads.min(groups.len()).max(1);
+    let per_group = BuildOptions {
+        threads: (opts.threads / side_by_side).max(1),
         ..opts.clone()
     };
-    let opts = &per_layer;
-    let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<Option<Result<Built, LayerError>>>> =
-        Mutex::new((0..groups.len()).map(|_| None).collect());
-    std::thread::scope(|scope| {
-        for _ in 0..threads {
-            scope.spawn(|| {
+    let slots: Vec<OnceLock<LocalLayer>> = (0..layer_count).map(|_| OnceLock::new()).collect();
+    let mut missing: Vec<usize> = groups.iter().map(|g| g.len()).collect();
+    let mut built: Vec<Option<Built>> = (0..groups.len()).map(|_| None).collect();
+    let (work_tx, work_rx) = mpsc::channel::<usize>();
+    let work_rx = Mutex::new(work_rx);
+    let outcome = std::thread::scope(|scope| {
+        for _ in 0..side_by_side {
+            let tx = tx.clone();
+            let (work_rx, slots, per_group) = (&work_rx, &slots, &per_group);
+            scope.spawn(move || {
                 loop {
-                    let i = next.fetch_add(1, Ordering::SeqCst);
-                    if i >= groups.len() {
-                        break;
+                    let next = work_rx.lock().expect("no panics while locked").recv();
+                    let Ok(g) = next else { return };
+                    let group: Vec<&LocalLayer> = groups[g]
+                        .iter()
+                        .map(|&i| {
+                            slots[i]
+                                .get()
+                                .expect("a group starts once its zips are there")
+                        })
+                        .collect();
+                    let result = build_one(&group, per_group, blobs, g);
+                    if tx.send(Event::Built(g, result)).is_err() {
+                        return;
                     }
-                    let result = build_one(layers, &groups[i], opts, blobs, i);
-                    results.lock().expect("no panics while locked")[i] = Some(result);
                 }
             });
         }
+        let mut gather = || {
+            let mut done = 0;
+            while done < groups.len() {
+                match events.recv().context("a layer download stopped")? {
+                    Event::Layer(i, layer) => {
+                        let _ = slots[i].set(layer?);
+                        for (g, members) in groups.iter().enumerate() {
+                            if members.contains(&i) {
+                                missing[g] -= 1;
+                                if missing[g] == 0 {
+                                    let _ = work_tx.send(g);
+                                }
+                            }
+                        }
+                    }
+                    Event::Built(g, result) => {
+                        let result = result?;
+                        on_built(g, &result.0);
+                        built[g] = Some(result);
+                        done += 1;
+                    }
+                }
+            }
+            anyhow::Ok(())
+        };
+        let outcome = gather();
+        // Workers leave once the queue is closed, on success and on the first error alike; the
+        // scope waits for them.
+        drop(work_tx);
+        outcome
     });
-    results
-        .into_inner()
-        .expect("no panics while locked")
-        .into_iter()
-        .map(|r| r.expect("every group was built"))
-        .collect()
+    outcome?;
+    Ok((
+        slots
+            .into_iter()
+            .map(|s| s.into_inner().expect("every layer arrived"))
+            .collect(),
+        built
+            .into_iter()
+            .map(|b| b.expect("every group was built"))
+            .collect(),
+    ))
 }
 
 fn build_one(
-    layers: &[LocalLayer],
-    group: &[usize],
+    group: &[&LocalLayer],
     opts: &BuildOptions,
     blobs: &Path,
     n: usize,
 ) -> Result<Built, LayerError> {
     let mut zips = Vec::with_capacity(group.len());
     let mut sources = Vec::with_capacity(group.len());
-    for &i in group {
-        let path = &layers[i].path;
+    for layer in group {
+        let path = &layer.path;
         let file = File::open(path).map_err(|e| LayerError::io(path, e))?;
         sources.push(Source {
-            name: layers[i].display.clone(),
+            name: layer.display.clone(),
             file: file.try_clone().map_err(|e| LayerError::io(path, e))?,
         });
         zips.push(ZipLayer::open(
-            &layers[i].display,
+            &layer.display,
             std::io::BufReader::new(file),
             opts.max_unzipped,
         )?);
@@ -499,7 +610,7 @@ fn build_one(
     Ok((
         AddedLayer {
             digests,
-            sources: group.iter().map(|&i| layers[i].source.clone()).collect(),
+            sources: group.iter().map(|l| l.source.clone()).collect(),
         },
         warnings,
     ))

@@ -8,12 +8,11 @@ mod zip;
 
 use std::io::Write;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use serde_json::Value;
 
 use std::sync::Arc;
 
-use crate::arn::LayerArn;
 use crate::aws::{AwsSettings, LambdaClients, load_sdk_config};
 use crate::cache::ZipCache;
 use crate::cli::{Cli, Command, GlobalArgs};
@@ -59,24 +58,57 @@ pub(crate) struct ResolvedLayers {
 /// Parses every LAYER argument first (so a malformed ARN fails before any call), then resolves them
 /// to verified local zips, in command-line order; ARNs are fetched concurrently.
 pub(crate) fn resolve_layers(global: &GlobalArgs, args: &[String]) -> Result<ResolvedLayers> {
-    let refs: Vec<LayerRef> = args
+    let refs = parse_layers(args)?;
+    let count = refs.len();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let fetcher = start_layers(global, refs, runtime.handle(), move |i, r| {
+        let _ = tx.send((i, r));
+    })?;
+    let mut results: Vec<Option<LocalLayer>> = (0..count).map(|_| None).collect();
+    for _ in 0..count {
+        let (i, r) = rx.recv().context("a download task stopped")?;
+        results[i] = Some(r?);
+    }
+    Ok(ResolvedLayers {
+        layers: results
+            .into_iter()
+            .map(|r| r.expect("every layer reported"))
+            .collect(),
+        _fetcher: fetcher,
+    })
+}
+
+/// Parses LAYER arguments (ARNs or zip paths) without touching the network or the files.
+pub(crate) fn parse_layers(args: &[String]) -> Result<Vec<LayerRef>> {
+    Ok(args
         .iter()
         .map(|a| LayerRef::parse(a))
-        .collect::<Result<_, _>>()?;
-    let arns: Vec<LayerArn> = refs
-        .iter()
-        .filter_map(|r| match r {
-            LayerRef::Arn(a) => Some(a.clone()),
-            LayerRef::Zip(_) => None,
-        })
-        .collect();
-    let mut fetched = Vec::new().into_iter();
+        .collect::<Result<_, _>>()?)
+}
+
+/// Starts resolving LAYER arguments: local zips at once, ARNs downloaded concurrently on `handle`.
+/// `ready` gets each argument's index and result as soon as it is a verified local zip, in any
+/// order. The returned fetcher owns the downloads' scratch space: keep it while using the layers.
+pub(crate) fn start_layers(
+    global: &GlobalArgs,
+    refs: Vec<LayerRef>,
+    handle: &tokio::runtime::Handle,
+    ready: impl Fn(usize, Result<LocalLayer>) + Send + Sync + 'static,
+) -> Result<Option<Arc<ArnFetcher>>> {
+    let mut arns = Vec::new();
+    let mut zips = Vec::new();
+    for (i, r) in refs.into_iter().enumerate() {
+        match r {
+            LayerRef::Arn(a) => arns.push((i, a)),
+            LayerRef::Zip(path) => zips.push((i, path)),
+        }
+    }
     let mut fetcher = None;
     if !arns.is_empty() {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()?;
         let settings = AwsSettings {
             profile: global.profile.clone(),
             region: global.region.clone(),
@@ -86,26 +118,21 @@ pub(crate) fn resolve_layers(global: &GlobalArgs, args: &[String]) -> Result<Res
         } else {
             ZipCache::from_env()
         };
-        let f = runtime.block_on(async {
+        let f = handle.block_on(async {
             let config = load_sdk_config(&settings).await;
             ArnFetcher::new(LambdaClients::new(config), cache).map(Arc::new)
         })?;
-        fetched = runtime
-            .block_on(Arc::clone(&f).fetch_all(arns))?
-            .into_iter();
-        fetcher = Some(f);
+        fetcher = Some(Arc::clone(&f));
     }
-    let mut layers = Vec::with_capacity(refs.len());
-    for r in refs {
-        match r {
-            LayerRef::Zip(path) => layers.push(local_zip(&path)?),
-            LayerRef::Arn(_) => layers.push(fetched.next().expect("one result per ARN")),
-        }
+    let ready = Arc::new(ready);
+    for (i, path) in zips {
+        ready(i, local_zip(&path).map_err(Into::into));
     }
-    Ok(ResolvedLayers {
-        layers,
-        _fetcher: fetcher,
-    })
+    if let Some(f) = &fetcher {
+        let ready = Arc::clone(&ready);
+        Arc::clone(f).fetch_each(arns, handle, move |i, r| ready(i, r));
+    }
+    Ok(fetcher)
 }
 
 /// Writes one JSON document to stdout.

@@ -68,87 +68,105 @@ pub struct PushReport {
     pub manifest_pushed: bool,
 }
 
-pub struct PushJob {
+/// Where blobs go, and where base blobs come from.
+pub struct PushTarget {
     pub target: Arc<RegistryClient>,
     pub image: ImageRef,
     pub base: Option<(Arc<RegistryClient>, ImageRef)>,
-    pub blobs: Vec<PushBlob>,
-    pub manifest: Vec<u8>,
-    pub manifest_media_type: String,
-    pub manifest_digest: String,
+    /// Scratch space for base blobs copied between registries.
     pub scratch: PathBuf,
 }
 
-pub async fn push(job: PushJob) -> Result<PushReport, PushError> {
-    let job = Arc::new(job);
-    let limit = Arc::new(tokio::sync::Semaphore::new(CONCURRENT_BLOBS));
-    let mut tasks = tokio::task::JoinSet::new();
-    for (i, blob) in job.blobs.iter().cloned().enumerate() {
-        let job = Arc::clone(&job);
-        let limit = Arc::clone(&limit);
-        tasks.spawn(async move {
-            let _permit = limit.acquire_owned().await.expect("semaphore never closed");
-            (i, ensure_blob(&job, &blob).await)
-        });
-    }
-    let mut reports: Vec<Option<BlobReport>> = vec![None; job.blobs.len()];
-    while let Some(joined) = tasks.join_next().await {
-        let (i, result) = joined.map_err(|e| PushError::Task(e.to_string()))?;
-        match result {
-            Ok(r) => reports[i] = Some(r),
-            Err(e) => {
-                tasks.abort_all();
-                return Err(map_missing_repo(&job, e));
-            }
-        }
-    }
-    let repo = &job.image.repository;
-    let reference = job
-        .image
-        .tag
-        .clone()
-        .unwrap_or_else(|| job.manifest_digest.clone());
-    let existing = match &job.image.tag {
-        Some(tag) => job.target.manifest_digest(repo, tag).await?,
-        None => None,
-    };
-    let manifest_pushed = if existing.as_deref() == Some(job.manifest_digest.as_str()) {
-        info!(
-            "{}: tag already points at {}",
-            job.image, job.manifest_digest
-        );
-        false
-    } else {
-        match job
-            .target
-            .put_manifest(repo, &reference, &job.manifest_media_type, &job.manifest)
-            .await
-        {
-            Ok(()) => true,
-            Err(RegistryError::Status { status, body, .. })
-                if (status == 400 || status == 409)
-                    && (body.contains("ImageTagAlreadyExists")
-                        || body.contains("immutable")
-                        || body.contains("cannot be overwritten")) =>
-            {
-                return Err(PushError::ImmutableTag {
-                    target: job.image.to_string(),
-                    existing: existing.unwrap_or_else(|| "another digest".into()),
-                });
-            }
-            Err(e) => return Err(map_missing_repo(&job, PushError::Registry(e))),
-        }
-    };
-    Ok(PushReport {
-        blobs: reports
-            .into_iter()
-            .map(|r| r.expect("every blob reported"))
-            .collect(),
-        manifest_pushed,
-    })
+/// Blob transfers started one by one — as soon as each blob exists, so that uploads overlap with
+/// building the next layers — and run with bounded concurrency.
+pub struct BlobUploads {
+    to: Arc<PushTarget>,
+    limit: Arc<tokio::sync::Semaphore>,
+    tasks: tokio::task::JoinSet<(usize, Result<BlobReport, PushError>)>,
+    handle: tokio::runtime::Handle,
 }
 
-fn map_missing_repo(job: &PushJob, err: PushError) -> PushError {
+impl BlobUploads {
+    pub fn new(to: Arc<PushTarget>, handle: tokio::runtime::Handle) -> Self {
+        BlobUploads {
+            to,
+            limit: Arc::new(tokio::sync::Semaphore::new(CONCURRENT_BLOBS)),
+            tasks: tokio::task::JoinSet::new(),
+            handle,
+        }
+    }
+
+    /// Starts moving `blob`; `key` orders the reports `finish` returns.
+    pub fn start(&mut self, key: usize, blob: PushBlob) {
+        let to = Arc::clone(&self.to);
+        let limit = Arc::clone(&self.limit);
+        self.tasks.spawn_on(
+            async move {
+                let _permit = limit.acquire_owned().await.expect("semaphore never closed");
+                (key, ensure_blob(&to, &blob).await)
+            },
+            &self.handle,
+        );
+    }
+
+    /// Waits for every transfer; the first failure stops the others.
+    pub async fn finish(mut self) -> Result<Vec<BlobReport>, PushError> {
+        let mut reports = Vec::new();
+        while let Some(joined) = self.tasks.join_next().await {
+            let (key, result) = joined.map_err(|e| PushError::Task(e.to_string()))?;
+            match result {
+                Ok(r) => reports.push((key, r)),
+                Err(e) => {
+                    self.tasks.abort_all();
+                    return Err(map_missing_repo(&self.to, e));
+                }
+            }
+        }
+        reports.sort_by_key(|(key, _)| *key);
+        Ok(reports.into_iter().map(|(_, r)| r).collect())
+    }
+}
+
+/// Puts the manifest (last, so a tag never points at missing blobs). False when the tag already
+/// pointed at this exact manifest.
+pub async fn put_manifest(
+    to: &PushTarget,
+    manifest: &[u8],
+    media_type: &str,
+    digest: &str,
+) -> Result<bool, PushError> {
+    let repo = &to.image.repository;
+    let reference = to.image.tag.clone().unwrap_or_else(|| digest.to_string());
+    let existing = match &to.image.tag {
+        Some(tag) => to.target.manifest_digest(repo, tag).await?,
+        None => None,
+    };
+    if existing.as_deref() == Some(digest) {
+        info!("{}: tag already points at {digest}", to.image);
+        return Ok(false);
+    }
+    match to
+        .target
+        .put_manifest(repo, &reference, media_type, manifest)
+        .await
+    {
+        Ok(()) => Ok(true),
+        Err(RegistryError::Status { status, body, .. })
+            if (status == 400 || status == 409)
+                && (body.contains("ImageTagAlreadyExists")
+                    || body.contains("immutable")
+                    || body.contains("cannot be overwritten")) =>
+        {
+            Err(PushError::ImmutableTag {
+                target: to.image.to_string(),
+                existing: existing.unwrap_or_else(|| "another digest".into()),
+            })
+        }
+        Err(e) => Err(map_missing_repo(to, PushError::Registry(e))),
+    }
+}
+
+fn map_missing_repo(job: &PushTarget, err: PushError) -> PushError {
     if let PushError::Registry(RegistryError::Status {
         status: 404, body, ..
     }) = &err
@@ -162,7 +180,7 @@ fn map_missing_repo(job: &PushJob, err: PushError) -> PushError {
     err
 }
 
-async fn ensure_blob(job: &PushJob, blob: &PushBlob) -> Result<BlobReport, PushError> {
+async fn ensure_blob(job: &PushTarget, blob: &PushBlob) -> Result<BlobReport, PushError> {
     let repo = &job.image.repository;
     let report = |status| BlobReport {
         digest: blob.digest.clone(),
