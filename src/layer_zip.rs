@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{self, Read, Seek, Write};
+use std::sync::{Arc, Mutex};
 
 use zip::{CompressionMethod, ZipArchive};
 
@@ -69,7 +70,7 @@ pub struct PlannedEntry {
 /// A layer zip, opened and checked entry by entry; contents are read later, on demand.
 pub struct ZipLayer<R> {
     pub name: String,
-    archive: ZipArchive<R>,
+    archive: ZipArchive<SharedReader<R>>,
     /// Every path of the layer (relative to the layer root), parents included, sorted by path bytes.
     pub entries: BTreeMap<String, PlannedEntry>,
     pub warnings: Vec<Warning>,
@@ -100,7 +101,8 @@ impl<R: Read + Seek> ZipLayer<R> {
             detail: e.to_string(),
             hint: "check that this is a complete layer .zip (a truncated download or a file of another type gives this error)",
         };
-        let mut archive = ZipArchive::new(reader).map_err(not_a_zip)?;
+        let reader = SharedReader(Arc::new(Mutex::new(reader)));
+        let mut archive = open_archive(reader).map_err(not_a_zip)?;
         if archive.is_empty() {
             return Err(LayerError::Empty {
                 zip: name.to_string(),
@@ -112,7 +114,7 @@ impl<R: Read + Seek> ZipLayer<R> {
             let start = archive.central_directory_start();
             let mut reader = archive.into_inner();
             duplicates = duplicate_names(&mut reader, start);
-            archive = ZipArchive::new(reader).map_err(not_a_zip)?;
+            archive = open_archive(reader).map_err(not_a_zip)?;
         }
         let mut layer = ZipLayer {
             name: name.to_string(),
@@ -463,6 +465,44 @@ pub(crate) fn inflates_too_much(zip: &str, path: &str, declared: u64) -> LayerEr
         format!("inflates to more than its declared {declared} bytes"),
         "the zip's headers do not match its data (a damaged archive or a zip bomb); do not use it",
     )
+}
+
+/// Opens the archive, and when that fails, again with the archive known to start at offset 0:
+/// zip 9.4 misplaces the central directory of some valid zip64 archives (Python's zipfile writes
+/// them when the first central header is exactly as long as the zip64 end records).
+fn open_archive<R: Read + Seek>(
+    reader: SharedReader<R>,
+) -> zip::result::ZipResult<ZipArchive<SharedReader<R>>> {
+    match ZipArchive::new(reader.clone()) {
+        Ok(archive) => Ok(archive),
+        Err(first) => {
+            let config = zip::read::Config {
+                archive_offset: zip::read::ArchiveOffset::Known(0),
+            };
+            ZipArchive::with_config(config, reader).map_err(|_| first)
+        }
+    }
+}
+
+/// A reader the zip crate can be given twice: a failed open keeps the one it was given.
+pub struct SharedReader<R>(Arc<Mutex<R>>);
+
+impl<R> Clone for SharedReader<R> {
+    fn clone(&self) -> Self {
+        SharedReader(Arc::clone(&self.0))
+    }
+}
+
+impl<R: Read> Read for SharedReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.lock().expect("no panics while locked").read(buf)
+    }
+}
+
+impl<R: Seek> Seek for SharedReader<R> {
+    fn seek(&mut self, pos: io::SeekFrom) -> io::Result<u64> {
+        self.0.lock().expect("no panics while locked").seek(pos)
+    }
 }
 
 fn unix_mode<R: Read + ?Sized>(file: &zip::read::ZipFile<'_, R>) -> Option<u32> {

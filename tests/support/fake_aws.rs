@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -97,6 +97,73 @@ impl Fault {
     }
 }
 
+/// A latch a test opens to release downloads held with [`FakeAws::hold_download`]; exists so tests
+/// can prove other work overlaps a download by ordering events, without sleeping.
+#[derive(Clone, Default)]
+pub struct Gate(Arc<(Mutex<GateState>, Condvar)>);
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum GateState {
+    #[default]
+    Closed,
+    Open,
+    /// A held download waited its whole timeout (or the fake stopped) before the gate opened.
+    Expired,
+}
+
+impl Gate {
+    pub fn new() -> Gate {
+        Gate::default()
+    }
+
+    fn state(&self) -> MutexGuard<'_, GateState> {
+        self.0.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Releases the downloads waiting on this gate (and any later ones); too late once expired.
+    pub fn open(&self) {
+        let mut st = self.state();
+        if *st == GateState::Closed {
+            *st = GateState::Open;
+        }
+        self.0.1.notify_all();
+    }
+
+    pub fn is_open(&self) -> bool {
+        *self.state() == GateState::Open
+    }
+
+    /// True when a held download gave up waiting before the gate was opened.
+    pub fn expired(&self) -> bool {
+        *self.state() == GateState::Expired
+    }
+
+    fn expire(&self) {
+        let mut st = self.state();
+        if *st == GateState::Closed {
+            *st = GateState::Expired;
+        }
+        self.0.1.notify_all();
+    }
+
+    /// Waits until opened (true) or `timeout` passes, which expires the gate (false).
+    fn wait(&self, timeout: Duration) -> bool {
+        let guard = self.state();
+        let (mut st, _) = self
+            .0
+            .1
+            .wait_timeout_while(guard, timeout, |s| *s == GateState::Closed)
+            .unwrap_or_else(|e| e.into_inner());
+        if *st == GateState::Closed {
+            *st = GateState::Expired;
+            self.0.1.notify_all();
+        }
+        *st == GateState::Open
+    }
+}
+
+type DownloadObserver = Arc<dyn Fn(&str, u16) + Send + Sync>;
+
 /// One request as the fake saw it, with what it answered.
 #[derive(Clone, Debug)]
 pub struct RecordedRequest {
@@ -177,6 +244,10 @@ struct State {
     ecr_repositories: BTreeMap<String, f64>,
     /// Secrets seen on the wire (request session tokens and signatures).
     seen_secrets: Vec<String>,
+    /// Download path → (gate, timeout): downloads held by `hold_download`.
+    holds: HashMap<String, (Gate, Duration)>,
+    /// Told of each download (version ARN, status) just before its answer is written.
+    download_observer: Option<DownloadObserver>,
 }
 
 impl State {
@@ -307,6 +378,24 @@ impl FakeAws {
         self.shared.state().downloads_served
     }
 
+    /// Holds every download of `version_arn` until `gate` opens, so tests can prove that other work
+    /// overlaps this download. A download still held after `timeout` expires the gate: it is answered
+    /// 500 InternalError, and so is every later one, at once. Panics on an unknown ARN.
+    pub fn hold_download(&self, version_arn: &str, gate: Gate, timeout: Duration) {
+        let mut st = self.shared.state();
+        let path = parse_layer_arn(version_arn)
+            .and_then(|a| st.layers.get(&a.layer_arn)?.get(&a.version?).cloned())
+            .unwrap_or_else(|| panic!("hold_download: no layer version {version_arn}"))
+            .download_path;
+        st.holds.insert(path, (gate, timeout));
+    }
+
+    /// Calls `f(version ARN, status)` for each download just before its answer is written, so what
+    /// `f` records is ordered before anything the client does with those bytes.
+    pub fn on_download(&self, f: impl Fn(&str, u16) + Send + Sync + 'static) {
+        self.shared.state().download_observer = Some(Arc::new(f));
+    }
+
     /// All versions of a layer, oldest first, by unversioned layer ARN (published layers live in
     /// `ACCOUNT`).
     pub fn layer_versions(&self, layer_arn: &str) -> Vec<StoredLayerVersion> {
@@ -381,6 +470,10 @@ impl FakeAws {
 impl Drop for FakeAws {
     fn drop(&mut self) {
         self.shared.stop.store(true, Ordering::SeqCst);
+        // Held downloads must not keep their connection threads (and so this Drop) waiting.
+        for (gate, _) in self.shared.state().holds.values() {
+            gate.expire();
+        }
         // accept() has no timeout: a throwaway connection wakes it so it can see `stop`.
         let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
         if let Some(h) = self.accept.take() {
@@ -706,6 +799,11 @@ fn handle(shared: &Shared, req: &Request) -> Response {
     let sig = req.header("authorization").and_then(parse_sigv4);
     let rid = shared.request_ids.fetch_add(1, Ordering::SeqCst);
     let request_id = format!("fa4e0000-0000-4000-8000-{rid:012x}");
+    // A held download waits here, without the state lock, so everything else keeps being served.
+    let hold = (req.path.starts_with("/snapshots/"))
+        .then(|| shared.state().holds.get(&req.path).cloned())
+        .flatten();
+    let released = hold.is_none_or(|(gate, timeout)| gate.wait(timeout));
     let mut resp = {
         let mut st = shared.state();
         if let Some(tok) = req.header("x-amz-security-token") {
@@ -721,7 +819,16 @@ fn handle(shared: &Shared, req: &Request) -> Response {
             lambda(&mut st, &shared.endpoint, req, sig.is_some(), region)
         } else if req.path.starts_with("/snapshots/") {
             st.downloads_served += 1;
-            download(&mut st, req)
+            if released {
+                download(&mut st, req)
+            } else {
+                let msg = "fake AWS: the held download's gate was never opened";
+                Response::new(
+                    500,
+                    "application/xml",
+                    s3_error_xml("InternalError", msg).into_bytes(),
+                )
+            }
         } else if sig.as_ref().is_some_and(|s| s.service == "s3") {
             s3(&mut st, req)
         } else {
@@ -743,6 +850,21 @@ fn handle(shared: &Shared, req: &Request) -> Response {
         headers: req.headers.clone(),
         status: resp.status,
     });
+    if req.path.starts_with("/snapshots/") {
+        let (observer, arn) = {
+            let st = shared.state();
+            let arn = st
+                .layers
+                .values()
+                .flat_map(|versions| versions.values())
+                .find(|v| v.download_path == req.path)
+                .map(StoredLayerVersion::version_arn);
+            (st.download_observer.clone(), arn)
+        };
+        if let (Some(observer), Some(arn)) = (observer, arn) {
+            observer(&arn, resp.status);
+        }
+    }
     resp
 }
 

@@ -93,6 +93,7 @@ pub struct ProxiedRequest {
 }
 
 type RepoFilter = Arc<dyn Fn(&str) -> bool + Send + Sync>;
+type Observer = Arc<dyn Fn(&ProxiedRequest) + Send + Sync>;
 
 #[derive(Default)]
 struct State {
@@ -102,6 +103,7 @@ struct State {
     /// (repository, tag) → manifest digest, for tags pushed through the proxy.
     tags: HashMap<(String, String), String>,
     filter: Option<RepoFilter>,
+    observer: Option<Observer>,
 }
 
 struct Shared {
@@ -213,6 +215,13 @@ impl FaultProxy {
     /// gets ECR's 400 refusal; the same digest goes through.
     pub fn set_immutable_tags(&self, on: bool) {
         self.shared.state().immutable = on;
+    }
+
+    /// Calls `f` with each answer (the registry's or an injected status) before it is relayed to the
+    /// client, so tests can order what the registry received against other events and react to it
+    /// while layerport still runs.
+    pub fn set_observer(&self, f: impl Fn(&ProxiedRequest) + Send + Sync + 'static) {
+        self.shared.state().observer = Some(Arc::new(f));
     }
 
     /// Repositories for which `exists` is false get ECR's 404 NAME_UNKNOWN for every request.
@@ -335,6 +344,7 @@ fn serve_client(client: TcpStream, shared: &Arc<Shared>) -> io::Result<()> {
         let (status, injected, keep_open) = match action {
             Action::Answer(status, body) => {
                 copy_body(&mut reader, framing, &mut io::sink())?;
+                observe(shared, &method, &target, status, true);
                 respond(&mut writer, &method, status, &body)?;
                 (status, true, true)
             }
@@ -392,6 +402,19 @@ fn serve_client(client: TcpStream, shared: &Arc<Shared>) -> io::Result<()> {
             let _ = writer.shutdown(Shutdown::Both);
             return Ok(());
         }
+    }
+}
+
+/// Tells the observer (if any) of an answer; called without holding the state lock.
+fn observe(shared: &Shared, method: &str, target: &str, status: u16, injected: bool) {
+    let observer = shared.state().observer.clone();
+    if let Some(observer) = observer {
+        observer(&ProxiedRequest {
+            method: method.to_string(),
+            target: target.to_string(),
+            status,
+            injected,
+        });
     }
 }
 
@@ -496,6 +519,10 @@ fn forward(
             .nth(1)
             .and_then(|s| s.parse().ok())
             .unwrap_or(0);
+        if !(100..200).contains(&status) || status == 101 {
+            let target = head.first.split(' ').nth(1).unwrap_or("");
+            observe(shared, method, target, status, corrupt);
+        }
         client.write_all(&rewrite_location(&resp, shared))?;
         if (100..200).contains(&status) && status != 101 {
             continue;
