@@ -4,4 +4,5 @@ pub mod fake_aws;
 pub mod fault_proxy;
 pub mod images;
 pub mod registry;
+pub mod splice_zips;
 pub mod tools;
