@@ -1,72 +1,164 @@
 #!/usr/bin/env python3
-"""Times `layerport image` against the shell pipelines users would otherwise write (unzip + tar + gzip -6,
-and the same with pigz), on one deterministic, realistic layer, in the same run. Prints medians, ratios,
-output sizes and peak RSS.
+"""Times layerport against the shell pipelines users would otherwise write, in the same run, on one
+deterministic, realistic Lambda layer, and prints the numbers the performance requirement is stated in.
 
-The layer is synthetic but shaped like a numpy+pandas+requests layer: many small .py text files, large
-.so-like binaries (mixed compressibility) and already-compressed files. SIZE_MB sets its unzipped size.
+Cases, in RUNS interleaved rounds (default 3; median wall time, worst peak RSS as GNU time sees it):
+  layerport image [--recompress]   zip -> OCI layer, splicing the zip's deflate streams (or gzip -6 afresh)
+  unzip+tar+gzip -6, +pigz -6      what a user would otherwise run
+  layerport zip --threads 1, 2     OCI layer -> layer zip; the two zips must be byte-identical
+First it checks that the spliced and the recompressed blobs decompress to the same tar.
+
+The requirement is about a numpy+pandas+requests layer (about 110 MB unzipped, 30 MB zipped), so that
+is the layer: the real wheels (CPython 3.12, manylinux x86_64, with dependencies) unpacked into python/
+when PyPI answers (cached in ~/.cache/layerport-bench/). Otherwise, or with LAYER=synthetic or a SIZE_MB
+other than 110, a seeded synthesis of the same shape and compressibility under zip -6: 41% Python-like
+source in ~3000 small .py files (~4.7x), 55% .so-like binaries of instruction-like tokens, symbol strings,
+relocation tables and padding (~3.4x), 1% tzdata-like files, 3% already-compressed data. SIZE_MB (default
+110) is its unzipped size in MB of 10^6 bytes; at 110 it zips to about 32 MB.
 """
+import filecmp
+import glob
+import gzip
 import hashlib
+import itertools
+import json
 import os
 import random
 import shutil
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
 import time
+import zipfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SIZE_MB = int(os.environ.get("SIZE_MB", "110"))
 RUNS = int(os.environ.get("RUNS", "3"))
+LAYER = os.environ.get("LAYER", "auto")  # auto, wheels or synthetic
+CACHE = os.path.join(os.path.expanduser("~"), ".cache", "layerport-bench", "wheels-cp312-manylinux2014_x86_64")
+EPOCH = 1704164645
 
 
-def make_tree(dest: str) -> None:
+def fetch_wheels() -> list[str]:
+    """The cached wheels, downloaded first if need be (20 s at most); [] if PyPI cannot be reached."""
+    if not os.path.exists(os.path.join(CACHE, "complete")):
+        partial = CACHE + ".partial"
+        shutil.rmtree(partial, ignore_errors=True)
+        cmd = [sys.executable, "-m", "pip", "download", "-q", "--disable-pip-version-check", "--only-binary=:all:",
+               "--platform", "manylinux2014_x86_64", "--python-version", "3.12", "--implementation", "cp",
+               "--timeout", "5", "--retries", "0", "-d", partial, "numpy", "pandas", "requests"]
+        try:
+            subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=20, check=True)
+        except (subprocess.SubprocessError, OSError):
+            shutil.rmtree(partial, ignore_errors=True)
+            print("PyPI unreachable: the layer will be synthetic", file=sys.stderr)
+            return []
+        shutil.rmtree(CACHE, ignore_errors=True)
+        os.rename(partial, CACHE)
+        open(os.path.join(CACHE, "complete"), "w").close()
+    return sorted(glob.glob(os.path.join(CACHE, "*.whl")))
+
+
+def unpack_wheels(wheels: list[str], dest: str) -> None:
+    for wheel in wheels:
+        with zipfile.ZipFile(wheel) as z:
+            for info in z.infolist():
+                path = z.extract(info, os.path.join(dest, "python"))
+                if not info.is_dir() and info.external_attr >> 16 & 0o777:
+                    os.chmod(path, info.external_attr >> 16 & 0o777)
+
+
+def synth_tree(dest: str) -> None:
     rng = random.Random(20261121)
-    target = SIZE_MB * 1024 * 1024
-    words = [
-        "import", "def", "return", "self", "numpy", "array", "dtype", "if", "else", "for", "in", "range",
-        "pandas", "frame", "series", "index", "value", "None", "True", "False", "class", "yield", "with",
-    ]
-    written = 0
-    n = 0
-    while written < target:
-        n += 1
-        pkg = ("numpy", "pandas", "requests", "urllib3", "dateutil")[n % 5]
-        kind = rng.random()
-        sub = os.path.join(dest, "python", pkg, f"mod{n % 37}")
-        os.makedirs(sub, exist_ok=True)
-        if kind < 0.55:  # Python source: compressible text
-            lines = []
-            for _ in range(rng.randint(20, 600)):
-                lines.append("    " * rng.randint(0, 3) + " ".join(rng.choice(words) for _ in range(rng.randint(2, 12))))
-            data = ("\n".join(lines) + "\n").encode()
-            name = f"f{n}.py"
-        elif kind < 0.9:  # shared objects: code-like bytes, partly compressible
-            size = rng.randint(200_000, 4_000_000)
-            block = bytes(rng.getrandbits(8) for _ in range(4096))
-            reps = []
-            while sum(map(len, reps)) < size:
-                reps.append(block if rng.random() < 0.6 else rng.randbytes(4096))
-            data = b"\x7fELF" + b"".join(reps)[:size]
-            name = f"_lib{n}.cpython-312-x86_64-linux-gnu.so"
-        else:  # already compressed (wheels' data files, .npz, images)
-            data = rng.randbytes(rng.randint(50_000, 1_500_000))
-            name = f"data{n}.npz"
-        with open(os.path.join(sub, name), "wb") as f:
-            f.write(data)
-        written += len(data)
-    for dirpath, dirnames, filenames in os.walk(dest):
-        for x in dirnames + filenames:
-            os.utime(os.path.join(dirpath, x), (1704164645, 1704164645))
+    syl = ("ar ray d type in dex val ue get set ser ies fra me col umn re quest ses sion url lib pars er date time "
+           "zone buf fer str ide shape re size trans form mask nan sum mean axis block hash key item iter chunk read "
+           "write open path conn pool head meth od to from na fill group by merge join cat loc arg sort").split()
+    ids = sorted({"_".join("".join(rng.choices(syl, k=rng.randint(1, 3))) for _ in range(rng.randint(1, 2))) for _ in range(4000)})
+    words = ("the of a to is and in that for it be with as on not this are by from or if an which return array value "
+             "values index data must will when given default object type see also parameters returns raises axis "
+             "length shape only each should otherwise dtype optional int bool str list tuple new copy whether").split()
+    # instruction-like byte sequences (opcodes, registers, zero-heavy immediates), used with Zipf frequencies
+    tokens = [bytes(b if rng.random() < 0.7 else 0 for b in rng.randbytes(rng.randint(1, 7))) for _ in range(4096)]
+    cum = list(itertools.accumulate(1 / (i + 1) ** 1.5 for i in range(4096)))
+
+    prose = lambda k: " ".join(rng.choices(words, k=k))  # noqa: E731
+    lognormal = lambda median, sigma, lo, hi: int(min(hi, max(lo, rng.lognormvariate(0, sigma) * median)))  # noqa: E731
+
+    def py_source(size: int) -> bytes:
+        names, mods = rng.sample(ids, 14), rng.sample(ids, 8)
+        n = lambda: rng.choice(names)  # noqa: E731
+        body = (lambda i: f"{i}{n()} = {n()}.{n()}({n()}, axis={rng.randint(0, 2)})\n",
+                lambda i: f"{i}if {n()} is None:\n{i}    return {n()}[{rng.randint(0, 99)}]\n",
+                lambda i: f"{i}for {n()} in range(len({n()})):\n{i}    {n()} += {n()}.{n()}\n",
+                lambda i: f"{i}# {prose(rng.randint(4, 12))}\n",
+                lambda i: f'{i}raise ValueError(f"{prose(rng.randint(2, 6))} {{{n()}!r}}")\n',
+                lambda i: f"{i}{n()}.{n()} = {n()}({n()}, {n()}={n()})\n")
+        out = [f'"""{prose(8).capitalize()}.\n\n{prose(30)}\n"""\n']
+        out += [f"from {rng.choice(mods)}.{n()} import {n()}, {n()}\n" for _ in range(rng.randint(2, 12))]
+        total = sum(map(len, out))
+        while total < size:
+            i = "    " if rng.random() < 0.7 else ""
+            part = [f"\n\nclass {n().title().replace('_', '')}({n().title().replace('_', '')}):\n"] if i and rng.random() < 0.1 else []
+            part.append(f'\n{i}def {n()}(self, {n()}, {n()}=None, **kwargs):\n{i}    """{prose(rng.randint(4, 14)).capitalize()}.\n\n')
+            part += [f"{i}    {n()} : {rng.choice(('int', 'bool', 'str', 'array_like', 'dtype, optional'))}\n"
+                     f"{i}        {prose(rng.randint(5, 16))}.\n" for _ in range(rng.randint(0, 4))]
+            part += [f'{i}    """\n'] + [rng.choice(body)(i + "    ") for _ in range(rng.randint(2, 15))]
+            out += part
+            total += sum(map(len, part))
+        return "".join(out).encode()[:size]
+
+    def so_binary(size: int) -> bytes:
+        parts, total = [b"\x7fELF\x02\x01\x01" + bytes(57)], 64
+        while total < size:
+            r = rng.random()  # sections of tens of KB, so each deflate block sees one kind, as in a real .so
+            if r < 0.30:  # .text
+                part = b"".join(rng.choices(tokens, cum_weights=cum, k=rng.randint(1600, 12000)))
+            elif r < 0.63:  # .dynstr / .strtab
+                syms = rng.choices(ids, k=rng.randint(400, 3200))
+                part = "\0".join(rng.choice(("PyArray_", "_ZN6pandas", "npy_", "")) + x for x in syms).encode()
+            elif r < 0.93:  # .rela.dyn: mostly R_X86_64_RELATIVE, sorted offsets
+                base = rng.randrange(1 << 20)
+                part = b"".join(struct.pack("<QQq", base + 8 * k, rng.choice((8, 8, 8, 6, 7 | rng.randrange(64) << 32)),
+                                            base + 16 * k + 8 * rng.randrange(4)) for k in range(rng.randint(320, 2000)))
+            elif r < 0.97:  # alignment padding
+                part = bytes(rng.randint(256, 8192))
+            else:  # .rodata: constants, lookup tables
+                part = rng.randbytes(rng.randint(2048, 32768))
+            parts.append(part)
+            total += len(part)
+        return b"".join(parts)[:size]
+
+    def tzif(size: int) -> bytes:  # sorted transition times, type indices, abbreviations
+        times = b"".join(struct.pack(">qB", 15778800 * k + 3600 * rng.randrange(3), rng.randrange(4)) for k in range(size // 5))
+        return (b"TZif2" + bytes(39) + times + b"LMT\0EST\0EDT\0")[:size]
+
+    pkgs = ("numpy", "pandas", "requests", "urllib3", "dateutil", "charset_normalizer", "idna", "certifi")
+    dirs = [os.path.join(rng.choice(pkgs), *rng.sample(ids, rng.randint(0, 2))) for _ in range(150)]  # packages
+    plan = [  # share of bytes, size draw, name, contents
+        (0.41, lambda: lognormal(5500, 1.4, 100, 400_000), lambda n: f"{rng.choice(ids)}_{n}.py", py_source),
+        (0.55, lambda: lognormal(250_000, 1.3, 16_000, 3_000_000), lambda n: f"_{rng.choice(ids)}_{n}.cpython-312-x86_64-linux-gnu.so",
+         so_binary),
+        (0.01, lambda: rng.randint(800, 3000), lambda n: f"zoneinfo/{rng.choice(ids).title()}{n}", tzif),
+        (0.03, lambda: lognormal(200_000, 1.0, 20_000, 1_500_000), lambda n: f"{rng.choice(ids)}_{n}.{rng.choice(('npz', 'png', 'gz'))}",
+         rng.randbytes)]
+    files = [(1, int(0.2 * 0.55 * SIZE_MB * 1e6))]  # one libopenblas-sized .so, as numpy.libs has
+    for kind, (share, draw, _, _) in enumerate(plan):
+        budget = share * SIZE_MB * 1e6 - sum(size for k, size in files if k == kind)
+        while budget > 0:
+            files.append((kind, max(100, min(draw(), int(budget)))))
+            budget -= files[-1][1]
+    for n, (kind, size) in enumerate(files):
+        path = os.path.join(dest, "python", rng.choice(dirs), plan[kind][2](n))
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as f:
+            f.write(plan[kind][3](size))
 
 
 def run(cmd: str, cwd: str) -> tuple[float, int]:
-    """Wall seconds and peak RSS (KiB) of a shell command, the largest of its processes.
-
-    GNU time measures it: a child forked straight from this Python process would carry Python's own
-    resident size into its high-water mark, which is what an earlier version of this script reported.
-    """
+    """Wall seconds and peak RSS (KiB) of a shell command, the largest of its processes. GNU time measures
+    it: a child forked from this Python process would carry Python's own resident size into its high-water mark."""
     with tempfile.NamedTemporaryFile("r") as rss_file:
         start = time.perf_counter()
         status = subprocess.call(["/usr/bin/time", "-f", "%M", "-o", rss_file.name, "bash", "-c", cmd], cwd=cwd)
@@ -74,6 +166,28 @@ def run(cmd: str, cwd: str) -> tuple[float, int]:
         if status != 0:
             sys.exit(f"benchmark command failed ({status}): {cmd}")
         return elapsed, int(rss_file.read().strip().splitlines()[-1])
+
+
+def layer_blob(layout: str) -> str:
+    """The path of the (last) layer blob of the image in an OCI layout."""
+    blob = lambda digest: os.path.join(layout, "blobs", *digest.split(":"))  # noqa: E731
+    with open(os.path.join(layout, "index.json")) as f:
+        manifest = json.load(f)["manifests"][0]["digest"]
+    with open(blob(manifest)) as f:
+        return blob(json.load(f)["layers"][-1]["digest"])
+
+
+def tar_sha256(blob: str) -> str:
+    digest = hashlib.sha256()
+    with gzip.open(blob, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def cpu_model() -> str:
+    with open("/proc/cpuinfo") as f:
+        return next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "unknown CPU")
 
 
 def main() -> None:
@@ -85,34 +199,74 @@ def main() -> None:
     work = tempfile.mkdtemp(prefix="layerport-bench-")
     try:
         tree = os.path.join(work, "tree")
-        make_tree(tree)
-        subprocess.run(f"cd {tree} && zip -q -r -X ../layer.zip .", shell=True, check=True)
+        wheels = fetch_wheels() if LAYER == "wheels" or (LAYER == "auto" and SIZE_MB == 110) else []
+        if wheels:
+            unpack_wheels(wheels, tree)
+            top = [f"{n[0]} {n[1]}" for n in (os.path.basename(w).split("-") for w in wheels) if n[0] in ("numpy", "pandas", "requests")]
+            source = f"PyPI wheels ({', '.join(top)} + {len(wheels) - len(top)} dependencies)"
+        elif LAYER == "wheels":
+            sys.exit("LAYER=wheels: could not download the wheels from PyPI")
+        else:
+            synth_tree(tree)
+            source = "synthetic (seeded)"
+        files = unzipped = 0
+        for dirpath, dirnames, filenames in os.walk(tree):
+            files += len(filenames)
+            unzipped += sum(os.path.getsize(os.path.join(dirpath, f)) for f in filenames)
+            for x in dirnames + filenames:
+                os.utime(os.path.join(dirpath, x), (EPOCH, EPOCH))
+        # zip -r -X, given the entries in sorted order so that the zip does not depend on directory order
+        subprocess.run("find . -mindepth 1 | LC_ALL=C sort | zip -q -X -@ ../layer.zip", shell=True, cwd=tree, check=True)
         zip_size = os.path.getsize(os.path.join(work, "layer.zip"))
-        unzipped = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(tree) for f in fs)
         shutil.rmtree(tree)
-        cases = {
-            "layerport image": f"rm -rf out && {binary} -q image layer.zip --oci-layout out:bench >/dev/null",
-            "unzip+tar+gzip -6": "rm -rf x l.tgz && mkdir -p x/opt && unzip -q layer.zip -d x/opt && tar -C x -cf - opt | gzip -6 > l.tgz",
-            "unzip+tar+pigz -6": "rm -rf x l.tgz && mkdir -p x/opt && unzip -q layer.zip -d x/opt && tar -C x -cf - opt | pigz -6 > l.tgz",
+
+        lp = f"{binary} -q"
+        cases = {  # name: (untimed preparation, timed command, output file or OCI layout)
+            "layerport image": ("rm -rf out", f"{lp} image layer.zip --oci-layout out:bench >/dev/null", "out"),
+            "layerport image --recompress": ("rm -rf out2", f"{lp} image layer.zip --recompress --oci-layout out2:bench >/dev/null", "out2"),
+            "unzip+tar+gzip -6": ("rm -rf x l.tgz && mkdir -p x/opt", "unzip -q layer.zip -d x/opt && tar -C x -cf - opt | gzip -6 > l.tgz", "l.tgz"),
+            "unzip+tar+pigz -6": ("rm -rf x l2.tgz && mkdir -p x/opt", "unzip -q layer.zip -d x/opt && tar -C x -cf - opt | pigz -6 > l2.tgz", "l2.tgz"),
+            "layerport zip --threads 1": ("rm -f back1.zip", f"{lp} zip oci:out:bench -o back1.zip --threads 1 >/dev/null", "back1.zip"),
+            "layerport zip --threads 2": ("rm -f back2.zip", f"{lp} zip oci:out:bench -o back2.zip --threads 2 >/dev/null", "back2.zip"),
         }
-        results = {}
-        for name, cmd in cases.items():
-            times, rss = [], 0
-            for _ in range(RUNS):
-                t, r = run(cmd, work)
-                times.append(t)
-                rss = max(rss, r)
-            if name == "layerport image":
-                blobs = os.path.join(work, "out", "blobs", "sha256")
-                size = max(os.path.getsize(os.path.join(blobs, b)) for b in os.listdir(blobs))
-            else:
-                size = os.path.getsize(os.path.join(work, "l.tgz"))
-            results[name] = (statistics.median(times), rss, size)
-        base = results["layerport image"][0]
-        print(f"layer: {unzipped / 1e6:.1f} MB unzipped, zip {zip_size / 1e6:.1f} MB; {RUNS} runs each; {os.cpu_count()} cores")
-        print(f"{'case':22} {'median s':>9} {'vs layerport':>13} {'output MB':>10} {'out/zip':>8} {'peak RSS MB':>12}")
-        for name, (t, rss, size) in results.items():
-            print(f"{name:22} {t:9.2f} {t / base:12.2f}x {size / 1e6:10.1f} {size / zip_size:8.3f} {rss / 1024:12.1f}")
+
+        def path(name: str) -> str:
+            output = os.path.join(work, cases[name][2])
+            return layer_blob(output) if name.startswith("layerport image") else output
+
+        def timed(name: str) -> tuple[float, int]:
+            subprocess.run(cases[name][0], shell=True, cwd=work, check=True)
+            return run(cases[name][1], work)
+
+        # Correctness first (doubling as a warm-up): both image modes must carry the very same tar.
+        for name in (n for n in cases if n.startswith("layerport")):
+            timed(name)
+        spliced, recompressed = tar_sha256(path("layerport image")), tar_sha256(path("layerport image --recompress"))
+        if spliced != recompressed:
+            sys.exit(f"FAIL: the spliced and the recompressed layers hold different tars ({spliced} != {recompressed})")
+
+        times, rss = {name: [] for name in cases}, dict.fromkeys(cases, 0)
+        for _ in range(RUNS):  # rounds, so that any drift of the machine hits every case alike
+            for name in cases:
+                t, r = timed(name)
+                times[name].append(t)
+                rss[name] = max(rss[name], r * 1024 / 1e6)
+            if not filecmp.cmp(path("layerport zip --threads 1"), path("layerport zip --threads 2"), shallow=False):
+                sys.exit("FAIL: layerport zip wrote different zips with --threads 1 and --threads 2")
+        med = {name: statistics.median(t) for name, t in times.items()}
+        size = {name: os.path.getsize(path(name)) for name in cases}
+        base = med["layerport image"]
+        print(f"machine: {cpu_model()}, {os.cpu_count()} cores")
+        print(f"layer: {unzipped / 1e6:.1f} MB unzipped, {zip_size / 1e6:.1f} MB zip ({unzipped / zip_size:.2f}x), "
+              f"{files} files, {source}; median of {RUNS} runs")
+        print(f"{'case':30} {'median s':>9} {'vs image':>9} {'output MB':>10} {'out/zip':>8} {'peak RSS MB':>12}")
+        for name in cases:
+            print(f"{name:30} {med[name]:9.2f} {med[name] / base:8.2f}x {size[name] / 1e6:10.1f} {size[name] / zip_size:8.3f} {rss[name]:12.1f}")
+        print(f"gzip pipeline / layerport image = {med['unzip+tar+gzip -6'] / base:.2f}x (target >= 8)")
+        print(f"pigz pipeline / layerport image = {med['unzip+tar+pigz -6'] / base:.2f}x (target >= 4)")
+        print(f"layer / zip = {size['layerport image'] / zip_size:.3f} (target <= 1.02)")
+        print(f"peak RSS layerport image = {rss['layerport image']:.0f} MB (target < 100)")
+        print(f"zip --threads 1 / --threads 2 = {med['layerport zip --threads 1'] / med['layerport zip --threads 2']:.2f}x (target >= 1.8)")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
