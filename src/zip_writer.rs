@@ -11,6 +11,8 @@ use std::sync::{Condvar, Mutex};
 
 use flate2::Compression;
 use flate2::write::DeflateEncoder;
+
+use pieces::{join_pieces, plan_tasks, prepare_piece};
 use sha2::{Digest, Sha256};
 
 const LOCAL_HEADER: u32 = 0x0403_4b50;
@@ -33,7 +35,6 @@ const MSDOS_DIRECTORY: u32 = 0x10;
 /// `2 × threads + 2` entries in flight, memory stays near `threads` MiB whatever the layer holds.
 const SPILL_THRESHOLD: usize = 512 * 1024;
 const DEFLATE_LEVEL: u32 = 6;
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EntryKind {
     Dir,
@@ -55,6 +56,16 @@ pub struct ZipEntry {
 pub trait ContentSource: Sync {
     /// The content of `entries[index]`, a regular file.
     fn open(&self, index: usize) -> io::Result<Box<dyn Read + '_>>;
+
+    /// The content of `entries[index]` from byte `offset` on.
+    fn open_at(&self, index: usize, offset: u64) -> io::Result<Box<dyn Read + '_>> {
+        let mut reader = self.open(index)?;
+        let skipped = io::copy(&mut (&mut reader).take(offset), &mut io::sink())?;
+        if skipped != offset {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        Ok(reader)
+    }
 }
 
 /// A DOS date and time, the only timestamp the zip carries.
@@ -153,8 +164,9 @@ pub fn write_zip<W: Write>(
     source: &dyn ContentSource,
     opts: &ZipOptions,
 ) -> Result<(W, ZipSummary), ZipWriteError> {
-    // More threads than entries would only wait.
-    let threads = opts.threads.clamp(1, entries.len().max(1));
+    let tasks = plan_tasks(entries);
+    // More threads than tasks would only wait.
+    let threads = opts.threads.clamp(1, tasks.len().max(1));
     let window = threads * 2 + 2;
     let pipe = Pipeline {
         state: Mutex::new(PipeState {
@@ -175,13 +187,25 @@ pub fn write_zip<W: Write>(
     let result = std::thread::scope(|scope| {
         for _ in 0..threads {
             scope.spawn(|| {
-                pipe.work(entries, window, |i| {
-                    prepare(&entries[i], i, source, &opts.scratch)
+                pipe.work(tasks.len(), window, |t| {
+                    let task = &tasks[t];
+                    if task.pieces == 1 {
+                        prepare(&entries[task.entry], task.entry, source, &opts.scratch)
+                    } else {
+                        prepare_piece(&entries[task.entry], task, source, &opts.scratch)
+                    }
                 })
             });
         }
+        let mut next_task = 0;
         let result = (0..entries.len()).try_for_each(|i| {
-            let prepared = pipe.take(i)?;
+            let pieces = tasks[next_task].pieces;
+            let prepared = if pieces == 1 {
+                pipe.take(next_task)?
+            } else {
+                join_pieces(&entries[i], &pipe, next_task, pieces, &opts.scratch)?
+            };
+            next_task += pieces;
             writer.entry(&entries[i], i, prepared, source)
         });
         // On success every worker has finished; on failure this stops them.
@@ -192,7 +216,8 @@ pub fn write_zip<W: Write>(
     writer.finish()
 }
 
-/// The compression work queue: workers take indexes in order, at most `window` ahead of the writer.
+/// The compression work queue: workers take task indexes in order, at most `window` ahead of the
+/// writer.
 struct Pipeline {
     state: Mutex<PipeState>,
     cv: Condvar,
@@ -212,7 +237,7 @@ impl Pipeline {
 
     fn work(
         &self,
-        entries: &[ZipEntry],
+        count: usize,
         window: usize,
         prepare: impl Fn(usize) -> Result<Prepared, ZipWriteError>,
     ) {
@@ -220,7 +245,7 @@ impl Pipeline {
             let i = {
                 let mut st = self.lock();
                 loop {
-                    if st.abort || st.next >= entries.len() {
+                    if st.abort || st.next >= count {
                         return;
                     }
                     if st.next < st.written + window {
@@ -619,5 +644,6 @@ fn put64(v: &mut Vec<u8>, x: u64) {
     v.extend_from_slice(&x.to_le_bytes());
 }
 
+mod pieces;
 #[cfg(test)]
 mod tests;

@@ -302,10 +302,14 @@ struct SpoolSource<'a> {
 
 impl ContentSource for SpoolSource<'_> {
     fn open(&self, index: usize) -> io::Result<Box<dyn Read + '_>> {
+        self.open_at(index, 0)
+    }
+
+    fn open_at(&self, index: usize, offset: u64) -> io::Result<Box<dyn Read + '_>> {
         let r = self.refs[index].ok_or_else(|| io::Error::other("not a regular file"))?;
         Ok(Box::new(SpoolReader {
             spool: self.spool,
-            pos: r.offset,
+            pos: r.offset + offset.min(r.len),
             end: r.offset + r.len,
         }))
     }
