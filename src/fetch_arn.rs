@@ -47,28 +47,6 @@ impl ArnFetcher {
         })
     }
 
-    /// Fetches several ARNs concurrently (bounded); results keep the input order.
-    pub async fn fetch_all(self: Arc<Self>, arns: Vec<LayerArn>) -> Result<Vec<LocalLayer>> {
-        let count = arns.len();
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        self.fetch_each(
-            arns.into_iter().enumerate().collect(),
-            &tokio::runtime::Handle::current(),
-            move |i, r| {
-                let _ = tx.send((i, r));
-            },
-        );
-        let mut results: Vec<Option<Result<LocalLayer>>> = (0..count).map(|_| None).collect();
-        for _ in 0..count {
-            let (i, r) = rx.recv().await.context("a download task failed")?;
-            results[i] = Some(r);
-        }
-        results
-            .into_iter()
-            .map(|r| r.expect("every task reported"))
-            .collect()
-    }
-
     /// Starts fetching each `(key, arn)` on `handle`, at most four at a time, and calls `done` with
     /// the key as each one finishes — so callers can use a layer while the others still download.
     pub fn fetch_each(

@@ -30,17 +30,33 @@ impl<W: Write> TarWriter<W> {
     }
 
     pub fn dir(&mut self, path: &str, mode: u32, mtime: u64) -> io::Result<()> {
-        self.header(&dir_name(path), TarKind::Dir, mode, mtime, 0, "")
+        write_header(
+            &mut self.out,
+            &dir_name(path),
+            TarKind::Dir,
+            mode,
+            mtime,
+            0,
+            "",
+        )
     }
 
     pub fn symlink(&mut self, path: &str, target: &str, mtime: u64) -> io::Result<()> {
-        self.header(path, TarKind::Symlink, 0o777, mtime, 0, target)
+        write_header(
+            &mut self.out,
+            path,
+            TarKind::Symlink,
+            0o777,
+            mtime,
+            0,
+            target,
+        )
     }
 
     /// Writes a file header; the caller then writes exactly `size` bytes with `write_data` and
     /// calls `end_file`.
     pub fn begin_file(&mut self, path: &str, mode: u32, mtime: u64, size: u64) -> io::Result<()> {
-        self.header(path, TarKind::File, mode, mtime, size, "")?;
+        write_header(&mut self.out, path, TarKind::File, mode, mtime, size, "")?;
         self.pending = size;
         self.padding = pad_len(size);
         Ok(())
@@ -63,34 +79,6 @@ impl<W: Write> TarWriter<W> {
     pub fn finish(mut self) -> io::Result<W> {
         self.out.write_all(&[0u8; BLOCK * 2])?;
         Ok(self.out)
-    }
-
-    fn header(
-        &mut self,
-        name: &str,
-        kind: TarKind,
-        mode: u32,
-        mtime: u64,
-        size: u64,
-        link: &str,
-    ) -> io::Result<()> {
-        write_header(&mut self.out, name, kind, mode, mtime, size, link)
-    }
-
-    /// Declares that the current file's `n` data bytes were placed in the stream by the caller.
-    pub fn skip_data(&mut self, n: u64) -> io::Result<()> {
-        if n > self.pending {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "tar entry data longer than its header says",
-            ));
-        }
-        self.pending -= n;
-        Ok(())
-    }
-
-    pub fn get_mut(&mut self) -> &mut W {
-        &mut self.out
     }
 }
 
