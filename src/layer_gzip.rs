@@ -15,6 +15,7 @@ use sha2::{Digest, Sha256};
 use crate::deflate_splice::{RawInflater, SpliceError, SpliceSink, splice};
 use crate::digest::{HashingWriter, format_digest};
 use crate::error::{LayerError, Result};
+use crate::file_range::FileRange;
 use crate::layer_build::LayerDigests;
 use crate::layer_zip::{EntryData, ZipMethod, crc_mismatch, inflates_too_much};
 use crate::tar_writer::{self, TarKind};
@@ -386,7 +387,7 @@ impl<'a> Worker<'a> {
     /// A compressed entry recompressed fresh: deflate under `--recompress`, or deflate64 always.
     fn inflate(&mut self, entry: &EntryRef, out: &mut Outbox) -> std::result::Result<(), Stop> {
         let source = &self.sources[entry.source];
-        let raw = RangeReader::new(&source.file, entry.data);
+        let raw = FileRange::new(&source.file, entry.data.start, entry.data.compressed);
         let mut reader: Box<dyn Read + '_> = match entry.data.method {
             ZipMethod::Deflate64 => Box::new(deflate64::Deflate64Decoder::new(raw)),
             _ => Box::new(flate2::read::DeflateDecoder::new(raw)),
@@ -418,7 +419,7 @@ impl<'a> Worker<'a> {
 
     fn splice(&mut self, entry: &EntryRef, out: &mut Outbox) -> std::result::Result<(), Stop> {
         let source = &self.sources[entry.source];
-        let mut input = RangeReader::new(&source.file, entry.data);
+        let mut input = FileRange::new(&source.file, entry.data.start, entry.data.compressed);
         let mut sink = SpliceOut {
             out,
             crc: crc32fast::Hasher::new(),
@@ -523,39 +524,4 @@ fn unreadable(source: &Source, entry: &EntryRef, e: &io::Error) -> LayerError {
         format!("cannot be read: {e}"),
         "check that the zip file is still there and readable",
     )
-}
-
-/// An entry's compressed bytes, read by position from a shared file.
-struct RangeReader<'f> {
-    file: &'f File,
-    pos: u64,
-    end: u64,
-}
-
-impl<'f> RangeReader<'f> {
-    fn new(file: &'f File, data: EntryData) -> Self {
-        RangeReader {
-            file,
-            pos: data.start,
-            end: data.start + data.compressed,
-        }
-    }
-}
-
-impl Read for RangeReader<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let want = (self.end - self.pos).min(buf.len() as u64) as usize;
-        if want == 0 {
-            return Ok(0);
-        }
-        let n = self.file.read_at(&mut buf[..want], self.pos)?;
-        if n == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "the zip file ends inside this entry's data",
-            ));
-        }
-        self.pos += n as u64;
-        Ok(n)
-    }
 }

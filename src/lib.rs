@@ -18,6 +18,7 @@ pub mod download;
 pub mod error;
 pub mod extract;
 pub mod fetch_arn;
+pub mod file_range;
 pub mod image;
 pub mod image_source;
 pub mod inputs;

@@ -3,7 +3,6 @@
 
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Read};
-use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use anyhow::Result;
@@ -19,6 +18,7 @@ use crate::apply::{
 use crate::aws::{AwsSettings, load_sdk_config};
 use crate::cli::{GlobalArgs, ZipArgs};
 use crate::error::LayerError;
+use crate::file_range::FileRange;
 use crate::image_source::{self, ImageSpec, ImageStore, ResolvedImage};
 use crate::layer_zip::LAMBDA_UNZIPPED_LIMIT;
 use crate::platform::Platform;
@@ -307,35 +307,12 @@ impl ContentSource for SpoolSource<'_> {
 
     fn open_at(&self, index: usize, offset: u64) -> io::Result<Box<dyn Read + '_>> {
         let r = self.refs[index].ok_or_else(|| io::Error::other("not a regular file"))?;
-        Ok(Box::new(SpoolReader {
-            spool: self.spool,
-            pos: r.offset + offset.min(r.len),
-            end: r.offset + r.len,
-        }))
-    }
-}
-
-struct SpoolReader<'a> {
-    spool: &'a File,
-    pos: u64,
-    end: u64,
-}
-
-impl Read for SpoolReader<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let want = buf.len().min((self.end - self.pos) as usize);
-        if want == 0 {
-            return Ok(0);
-        }
-        let n = self.spool.read_at(&mut buf[..want], self.pos)?;
-        if n == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "the spool file is shorter than expected",
-            ));
-        }
-        self.pos += n as u64;
-        Ok(n)
+        let skip = offset.min(r.len);
+        Ok(Box::new(FileRange::new(
+            self.spool,
+            r.offset + skip,
+            r.len - skip,
+        )))
     }
 }
 
