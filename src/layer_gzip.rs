@@ -17,7 +17,8 @@ use crate::digest::{HashingWriter, format_digest};
 use crate::error::{LayerError, Result};
 use crate::file_range::FileRange;
 use crate::layer_build::LayerDigests;
-use crate::layer_zip::{EntryData, ZipMethod, crc_mismatch, inflates_too_much};
+use crate::layer_zip::{EntryData, ZipMethod, crc_mismatch, inflates_too_much, size_mismatch};
+use crate::raw_deflate::deflate_into;
 use crate::tar_writer::{self, TarKind};
 
 /// Plain bytes (or deflate bytes) gathered before a worker hands a chunk to the writer.
@@ -252,8 +253,8 @@ impl Outbox {
             return Ok(());
         }
         let msg = Msg::Data {
-            plain: std::mem::take(&mut self.plain),
-            deflate: std::mem::take(&mut self.deflate),
+            plain: std::mem::replace(&mut self.plain, Vec::with_capacity(CHUNK)),
+            deflate: std::mem::replace(&mut self.deflate, Vec::with_capacity(CHUNK)),
         };
         self.tx.send(msg).map_err(|_| Stop::WriterGone)
     }
@@ -469,24 +470,6 @@ impl SpliceSink for SpliceOut<'_> {
     }
 }
 
-/// Compresses `input` into `out` (growing it as needed); with `Sync`, ends byte-aligned and
-/// non-final so that any deflate data may follow.
-fn deflate_into(c: &mut Compress, mut input: &[u8], out: &mut Vec<u8>, flush: FlushCompress) {
-    loop {
-        if out.capacity() - out.len() < 1024 + input.len() / 2 {
-            out.reserve(64 * 1024 + input.len() / 2);
-        }
-        let before = c.total_in();
-        c.compress_vec(input, out, flush)
-            .expect("deflate of in-memory data cannot fail");
-        input = &input[(c.total_in() - before) as usize..];
-        // Done when all input is taken and the compressor did not stop for lack of room.
-        if input.is_empty() && out.len() < out.capacity() {
-            return;
-        }
-    }
-}
-
 fn check_inflated(
     source: &Source,
     entry: &EntryRef,
@@ -494,13 +477,7 @@ fn check_inflated(
     crc: u32,
 ) -> std::result::Result<(), Stop> {
     if total != entry.size {
-        return Err(LayerError::bad_entry(
-            &source.name,
-            &entry.path,
-            format!("inflates to {total} bytes but declares {}", entry.size),
-            "the archive is truncated or damaged; download or build it again",
-        )
-        .into());
+        return Err(size_mismatch(&source.name, &entry.path, total, entry.size).into());
     }
     if crc != entry.crc32 {
         return Err(crc_mismatch(&source.name, &entry.path).into());

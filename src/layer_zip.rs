@@ -434,12 +434,7 @@ impl<R: Read + Seek> ZipLayer<R> {
             out.write_all(&buf[..n]).map_err(LayerError::WriteOutput)?;
         }
         if written != declared {
-            return Err(LayerError::bad_entry(
-                &zip_name,
-                path,
-                format!("inflates to {written} bytes but declares {declared}"),
-                "the archive is truncated or damaged; download or build it again",
-            ));
+            return Err(size_mismatch(&zip_name, path, written, declared));
         }
         if crc.finalize() != expected_crc {
             return Err(crc_mismatch(&zip_name, path));
@@ -447,6 +442,15 @@ impl<R: Read + Seek> ZipLayer<R> {
         self.copy_buf = buf;
         Ok(written)
     }
+}
+
+pub(crate) fn size_mismatch(zip: &str, path: &str, inflated: u64, declared: u64) -> LayerError {
+    LayerError::bad_entry(
+        zip,
+        path,
+        format!("inflates to {inflated} bytes but declares {declared}"),
+        "the archive is truncated or damaged; download or build it again",
+    )
 }
 
 pub(crate) fn crc_mismatch(zip: &str, path: &str) -> LayerError {

@@ -33,6 +33,7 @@ pub mod paths;
 pub mod platform;
 pub mod progress;
 pub mod publish;
+pub mod raw_deflate;
 pub mod redact;
 pub mod registry;
 pub mod staging;

@@ -6,7 +6,9 @@
 use std::io::{self, Read, Write};
 use std::path::Path;
 
-use flate2::{Compress, Compression, FlushCompress, Status};
+use flate2::{Compress, Compression, FlushCompress};
+
+use crate::raw_deflate::deflate_into;
 
 use super::{
     ContentSource, DEFLATE_LEVEL, EntryKind, Pipeline, Prepared, Spill, ZipEntry, ZipWriteError,
@@ -93,25 +95,7 @@ pub(super) fn prepare_piece(
         FlushCompress::Sync
     };
     let mut out = Vec::with_capacity(piece.len() / 2 + 1024);
-    let mut input = piece;
-    loop {
-        if out.capacity() - out.len() < 1024 {
-            out.reserve(out.capacity().max(64 * 1024));
-        }
-        let before = compress.total_in();
-        let status = compress
-            .compress_vec(input, &mut out, flush)
-            .expect("deflate of in-memory data cannot fail");
-        input = &input[(compress.total_in() - before) as usize..];
-        let done = if last {
-            status == Status::StreamEnd
-        } else {
-            input.is_empty() && out.len() < out.capacity()
-        };
-        if done {
-            break;
-        }
-    }
+    deflate_into(&mut compress, piece, &mut out, flush);
     let mut spill = Spill::new(scratch);
     spill.write_all(&out).map_err(read_err)?;
     Ok(Prepared {
