@@ -340,3 +340,120 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod deflate64_tests {
+    use std::io::{BufReader, Read, Write};
+    use std::os::unix::fs::FileExt;
+
+    use zip::write::SimpleFileOptions;
+    use zip::{CompressionMethod, ZipWriter};
+
+    use super::*;
+    use crate::layer_tree;
+    use crate::layer_zip::ZipLayer;
+
+    /// Text whose repeats are short: without 258-byte matches, a deflate stream is also a valid
+    /// deflate64 stream with the same content (the two differ only in length code 285 and in
+    /// distances beyond 32 KiB).
+    fn letters(len: usize) -> Vec<u8> {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                b"abcdefghij klmnop\nqrstuvwxyz"[(x % 28) as usize]
+            })
+            .collect()
+    }
+
+    /// A zip whose one entry is marked deflate64 (method 9), with `flip` xor-ed into the byte at
+    /// the middle of its data.
+    fn deflate64_zip(data: &[u8], flip: u8) -> tempfile::NamedTempFile {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        let mut zw = ZipWriter::new(file.reopen().unwrap());
+        let opts = SimpleFileOptions::default().compression_method(CompressionMethod::Deflated);
+        zw.start_file("d64.txt", opts).unwrap();
+        zw.write_all(data).unwrap();
+        zw.finish().unwrap();
+        let (local, central, start, len) = {
+            let mut archive = zip::ZipArchive::new(file.reopen().unwrap()).unwrap();
+            let f = archive.by_index_raw(0).unwrap();
+            let start = f.data_start().unwrap();
+            (
+                f.header_start(),
+                f.central_header_start(),
+                start,
+                f.compressed_size(),
+            )
+        };
+        let f = file.reopen().unwrap();
+        f.write_all_at(&9u16.to_le_bytes(), local + 8).unwrap();
+        f.write_all_at(&9u16.to_le_bytes(), central + 10).unwrap();
+        let mut b = [0u8];
+        f.read_exact_at(&mut b, start + len / 2).unwrap();
+        f.write_all_at(&[b[0] ^ flip], start + len / 2).unwrap();
+        file
+    }
+
+    fn build(zip: &tempfile::NamedTempFile, recompress: bool) -> Result<Vec<u8>> {
+        let file = zip.reopen().unwrap();
+        let layer = ZipLayer::open(
+            "d64.zip",
+            BufReader::new(file.try_clone().unwrap()),
+            u64::MAX,
+        )?;
+        assert!(
+            matches!(&layer.entries["d64.txt"].kind,
+                EntryKind::File { data, .. } if data.method == ZipMethod::Deflate64),
+            "the entry must be read as deflate64"
+        );
+        let tree = layer_tree::single(0, &layer.entries);
+        let sources = [Source {
+            name: "d64.zip".into(),
+            file,
+        }];
+        let opts = BuildOptions {
+            recompress,
+            ..BuildOptions::default()
+        };
+        Ok(write_layer(&sources, &tree, &opts, Vec::new())?.0)
+    }
+
+    #[test]
+    fn deflate64_entries_are_inflated_and_compressed_fresh() {
+        let data = letters(300_000);
+        let zip = deflate64_zip(&data, 0);
+        for recompress in [false, true] {
+            let blob = build(&zip, recompress).unwrap();
+            let mut tar = Vec::new();
+            flate2::read::GzDecoder::new(&blob[..])
+                .read_to_end(&mut tar)
+                .unwrap();
+            let mut archive = tar::Archive::new(&tar[..]);
+            let mut entry = archive
+                .entries()
+                .unwrap()
+                .map(|e| e.unwrap())
+                .find(|e| e.path().unwrap().ends_with("d64.txt"))
+                .unwrap();
+            let mut back = Vec::new();
+            entry.read_to_end(&mut back).unwrap();
+            assert!(back == data, "recompress={recompress}");
+        }
+    }
+
+    #[test]
+    fn damaged_deflate64_data_is_refused() {
+        let zip = deflate64_zip(&letters(300_000), 0x55);
+        for recompress in [false, true] {
+            let err = build(&zip, recompress).unwrap_err().to_string();
+            assert!(err.contains("d64.txt"), "{err}");
+            assert!(
+                err.contains("CRC-32") || err.contains("corrupt") || err.contains("inflates to"),
+                "{err}"
+            );
+        }
+    }
+}
