@@ -123,6 +123,10 @@ pub struct Applier {
     spool: BufWriter<File>,
     spool_path: PathBuf,
     spool_len: u64,
+    /// Told of each kept file once its bytes can be read back from the spool file.
+    on_spooled: Option<Box<dyn FnMut(SpoolRef)>>,
+    /// Kept files still (partly) in the spool's write buffer, in spool order.
+    unflushed: Vec<SpoolRef>,
     warnings: Vec<Warning>,
 }
 
@@ -156,8 +160,16 @@ impl Applier {
             spool: BufWriter::with_capacity(1 << 20, file),
             spool_path: spool_path.to_path_buf(),
             spool_len: 0,
+            on_spooled: None,
+            unflushed: Vec::new(),
             warnings: Vec::new(),
         })
+    }
+
+    /// Calls `f` with each kept file's place in the spool once other readers of the spool file can
+    /// see its bytes (so that work on them can start while layers are still being applied).
+    pub fn on_spooled(&mut self, f: impl FnMut(SpoolRef) + 'static) {
+        self.on_spooled = Some(Box::new(f));
     }
 
     /// Applies layer number `index` (0 = lowest), read from its uncompressed tar stream, which is
@@ -177,7 +189,30 @@ impl Applier {
         // The end-of-archive blocks and any padding after them are part of the diff_id.
         io::copy(&mut archive.into_inner(), &mut io::sink())
             .map_err(|e| self.tar_error(digest, e))?;
+        if self.on_spooled.is_some() {
+            self.spool.flush().map_err(|source| ApplyError::Spool {
+                path: self.spool_path.clone(),
+                source,
+            })?;
+            self.announce_flushed();
+        }
         Ok(())
+    }
+
+    /// Tells `on_spooled` of the files whose bytes have all left the write buffer.
+    fn announce_flushed(&mut self) {
+        let Some(on_spooled) = &mut self.on_spooled else {
+            return;
+        };
+        let flushed = self.spool_len - self.spool.buffer().len() as u64;
+        let ready = self
+            .unflushed
+            .iter()
+            .take_while(|r| r.offset + r.len <= flushed)
+            .count();
+        for r in self.unflushed.drain(..ready) {
+            on_spooled(r);
+        }
     }
 
     pub fn finish(self) -> Result<AppliedTree, ApplyError> {
@@ -265,7 +300,12 @@ impl Applier {
             T::Directory => self.put(path, NodeKind::Dir, mode, layer),
             T::Regular | T::Continuous | T::GNUSparse => {
                 let content = if self.keep.keeps(&path) {
-                    Content::Spooled(self.spool_entry(digest, entry)?)
+                    let spooled = self.spool_entry(digest, entry)?;
+                    if self.on_spooled.is_some() {
+                        self.unflushed.push(spooled);
+                        self.announce_flushed();
+                    }
+                    Content::Spooled(spooled)
                 } else {
                     Content::NotKept { size: entry.size() }
                 };

@@ -1,19 +1,16 @@
 //! A deterministic zip writer for Lambda layer zips: entries in the caller's order, unix modes
 //! ("version made by" Unix), one fixed DOS timestamp, no extra fields, deflate — compressed on a
-//! pool of threads, yet byte-identical whatever the thread count, because each entry is compressed
-//! on its own and written in order.
+//! pool of threads (which may have started before the entry list was known), yet byte-identical
+//! whatever the thread count, because each file is compressed on its own and written in order.
 
-use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::path::{Path, PathBuf};
-use std::sync::{Condvar, Mutex};
+use std::io::{self, Read, Write};
 
-use flate2::Compression;
-use flate2::write::DeflateEncoder;
-
-use pieces::{join_pieces, plan_tasks, prepare_piece};
 use sha2::{Digest, Sha256};
+
+use crate::file_range::FileRange;
+
+pub use compressor::{Compressor, Content, Submitter};
+use compressor::{Failure, Piece};
 
 const LOCAL_HEADER: u32 = 0x0403_4b50;
 const CENTRAL_HEADER: u32 = 0x0201_4b50;
@@ -31,15 +28,15 @@ const S_IFDIR: u32 = 0o040000;
 const S_IFREG: u32 = 0o100000;
 const S_IFLNK: u32 = 0o120000;
 const MSDOS_DIRECTORY: u32 = 0x10;
-/// Compressed data beyond this goes to a temporary file instead of memory; with at most
-/// `2 × threads + 2` entries in flight, memory stays near `threads` MiB whatever the layer holds.
-const SPILL_THRESHOLD: usize = 512 * 1024;
-const DEFLATE_LEVEL: u32 = 6;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EntryKind {
     Dir,
-    File { size: u64 },
-    Symlink { target: String },
+    /// A regular file, whose bytes are at `Content` in the compressor's contents file.
+    File(Content),
+    Symlink {
+        target: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,23 +46,6 @@ pub struct ZipEntry {
     pub kind: EntryKind,
     /// Permission bits; setuid/setgid/sticky are dropped.
     pub mode: u32,
-}
-
-/// Where entry contents come from; shared by the compression threads, so reads must not share a
-/// cursor (the spool is read with positioned reads).
-pub trait ContentSource: Sync {
-    /// The content of `entries[index]`, a regular file.
-    fn open(&self, index: usize) -> io::Result<Box<dyn Read + '_>>;
-
-    /// The content of `entries[index]` from byte `offset` on.
-    fn open_at(&self, index: usize, offset: u64) -> io::Result<Box<dyn Read + '_>> {
-        let mut reader = self.open(index)?;
-        let skipped = io::copy(&mut (&mut reader).take(offset), &mut io::sink())?;
-        if skipped != offset {
-            return Err(io::ErrorKind::UnexpectedEof.into());
-        }
-        Ok(reader)
-    }
 }
 
 /// A DOS date and time, the only timestamp the zip carries.
@@ -121,8 +101,6 @@ pub struct ZipOptions {
     /// Compression threads (at least 1); the output does not depend on it.
     pub threads: usize,
     pub time: DosTime,
-    /// Where big compressed entries wait for their turn.
-    pub scratch: PathBuf,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -157,26 +135,22 @@ pub enum ZipWriteError {
     TooLarge { entry: String },
 }
 
-/// Writes `entries` (in the given order, which must be sorted by the caller) as a zip to `out`.
+/// Writes `entries` (in the given order, which must be sorted by the caller) as a zip to `out`,
+/// their contents compressed by `compressor` (which may already hold some of them).
 pub fn write_zip<W: Write>(
     out: W,
     entries: &[ZipEntry],
-    source: &dyn ContentSource,
+    compressor: &mut Compressor,
     opts: &ZipOptions,
 ) -> Result<(W, ZipSummary), ZipWriteError> {
-    let tasks = plan_tasks(entries);
-    // More threads than tasks would only wait.
-    let threads = opts.threads.clamp(1, tasks.len().max(1));
-    let window = threads * 2 + 2;
-    let pipe = Pipeline {
-        state: Mutex::new(PipeState {
-            next: 0,
-            written: 0,
-            ready: BTreeMap::new(),
-            abort: false,
-        }),
-        cv: Condvar::new(),
-    };
+    for entry in entries {
+        if let EntryKind::File(content) = entry.kind {
+            compressor.submit(content);
+        }
+    }
+    compressor
+        .grow_to(opts.threads.max(1))
+        .map_err(|source| ZipWriteError::Write { source })?;
     let mut writer = Writer {
         out: Counting::new(out),
         central: Vec::new(),
@@ -184,117 +158,29 @@ pub fn write_zip<W: Write>(
         entries: 0,
         unzipped: 0,
     };
-    let result = std::thread::scope(|scope| {
-        for _ in 0..threads {
-            scope.spawn(|| {
-                pipe.work(tasks.len(), window, |t| {
-                    let task = &tasks[t];
-                    if task.pieces == 1 {
-                        prepare(&entries[task.entry], task.entry, source, &opts.scratch)
-                    } else {
-                        prepare_piece(&entries[task.entry], task, source, &opts.scratch)
-                    }
-                })
-            });
-        }
-        let mut next_task = 0;
-        let result = (0..entries.len()).try_for_each(|i| {
-            let pieces = tasks[next_task].pieces;
-            let prepared = if pieces == 1 {
-                pipe.take(next_task)?
-            } else {
-                join_pieces(&entries[i], &pipe, next_task, pieces, &opts.scratch)?
-            };
-            next_task += pieces;
-            writer.entry(&entries[i], i, prepared, source)
-        });
-        // On success every worker has finished; on failure this stops them.
-        pipe.abort();
-        result
-    });
-    result?;
+    for entry in entries {
+        let prepared = prepare(entry, compressor)?;
+        writer.entry(entry, prepared, compressor)?;
+    }
     writer.finish()
 }
 
-/// The compression work queue: workers take task indexes in order, at most `window` ahead of the
-/// writer.
-struct Pipeline {
-    state: Mutex<PipeState>,
-    cv: Condvar,
-}
-
-struct PipeState {
-    next: usize,
-    written: usize,
-    ready: BTreeMap<usize, Result<Prepared, ZipWriteError>>,
-    abort: bool,
-}
-
-impl Pipeline {
-    fn lock(&self) -> std::sync::MutexGuard<'_, PipeState> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn work(
-        &self,
-        count: usize,
-        window: usize,
-        prepare: impl Fn(usize) -> Result<Prepared, ZipWriteError>,
-    ) {
-        loop {
-            let i = {
-                let mut st = self.lock();
-                loop {
-                    if st.abort || st.next >= count {
-                        return;
-                    }
-                    if st.next < st.written + window {
-                        break;
-                    }
-                    st = self.cv.wait(st).unwrap_or_else(|e| e.into_inner());
-                }
-                st.next += 1;
-                st.next - 1
-            };
-            let result = prepare(i);
-            self.lock().ready.insert(i, result);
-            self.cv.notify_all();
-        }
-    }
-
-    fn take(&self, i: usize) -> Result<Prepared, ZipWriteError> {
-        let mut st = self.lock();
-        loop {
-            if let Some(result) = st.ready.remove(&i) {
-                st.written = i + 1;
-                self.cv.notify_all();
-                return result;
-            }
-            st = self.cv.wait(st).unwrap_or_else(|e| e.into_inner());
-        }
-    }
-
-    fn abort(&self) {
-        self.lock().abort = true;
-        self.cv.notify_all();
-    }
-}
-
-/// An entry ready to be written: its CRC, sizes and compressed bytes (if deflate paid off).
+/// An entry ready to be written: its CRC and size, and its compressed pieces if deflate paid off.
 struct Prepared {
     crc: u32,
     size: u64,
-    deflated: Option<Spill>,
+    deflated: Option<(Vec<Piece>, u64)>,
 }
 
-fn prepare(
-    entry: &ZipEntry,
-    index: usize,
-    source: &dyn ContentSource,
-    scratch: &Path,
-) -> Result<Prepared, ZipWriteError> {
-    let size = match &entry.kind {
-        EntryKind::Dir => 0,
+fn prepare(entry: &ZipEntry, compressor: &Compressor) -> Result<Prepared, ZipWriteError> {
+    let content = match &entry.kind {
+        EntryKind::Dir => {
+            return Ok(Prepared {
+                crc: 0,
+                size: 0,
+                deflated: None,
+            });
+        }
         EntryKind::Symlink { target } => {
             return Ok(Prepared {
                 crc: crc32fast::hash(target.as_bytes()),
@@ -302,106 +188,45 @@ fn prepare(
                 deflated: None,
             });
         }
-        EntryKind::File { size } => *size,
+        EntryKind::File(content) => *content,
     };
-    if size == 0 {
+    if content.len == 0 {
         return Ok(Prepared {
             crc: 0,
             size: 0,
             deflated: None,
         });
     }
-    let read_err = |source| ZipWriteError::Read {
-        entry: entry.name.clone(),
-        source,
-        hint: "the temporary copy of the image's files is unreadable; check the disk and run again",
-    };
-    let mut reader = source.open(index).map_err(read_err)?;
-    let mut encoder = DeflateEncoder::new(Spill::new(scratch), Compression::new(DEFLATE_LEVEL));
+    let pieces = compressor
+        .wait(content)
+        .map_err(|failure| failed(entry, failure))?;
     let mut crc = crc32fast::Hasher::new();
-    let mut seen = 0u64;
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let n = match reader.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(read_err(e)),
-        };
-        crc.update(&buf[..n]);
-        seen += n as u64;
-        encoder.write_all(&buf[..n]).map_err(read_err)?;
+    for piece in &pieces {
+        crc.combine(&crc32fast::Hasher::new_with_initial_len(
+            piece.crc, piece.len,
+        ));
     }
-    if seen != size {
-        return Err(read_err(io::Error::new(
-            io::ErrorKind::UnexpectedEof,
-            format!("read {seen} bytes, expected {size}"),
-        )));
-    }
-    let spill = encoder.finish().map_err(read_err)?;
+    let compressed: u64 = pieces.iter().map(|p| p.compressed).sum();
     // Incompressible data is stored: smaller, and still a function of the content alone.
-    let deflated = (spill.len < size).then_some(spill);
     Ok(Prepared {
         crc: crc.finalize(),
-        size,
-        deflated,
+        size: content.len,
+        deflated: (compressed < content.len).then_some((pieces, compressed)),
     })
 }
 
-/// Compressed bytes: in memory while small, then in an anonymous temporary file.
-struct Spill {
-    scratch: PathBuf,
-    memory: Vec<u8>,
-    file: Option<File>,
-    len: u64,
-}
-
-impl Spill {
-    fn new(scratch: &Path) -> Self {
-        Spill {
-            scratch: scratch.to_path_buf(),
-            memory: Vec::new(),
-            file: None,
-            len: 0,
-        }
-    }
-
-    fn copy_to(mut self, out: &mut impl Write) -> io::Result<()> {
-        match &mut self.file {
-            Some(file) => {
-                file.seek(SeekFrom::Start(0))?;
-                let copied = io::copy(file, out)?;
-                if copied != self.len {
-                    return Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "spilled data changed size",
-                    ));
-                }
-                Ok(())
-            }
-            None => out.write_all(&self.memory),
-        }
+fn read_error(entry: &ZipEntry, source: io::Error) -> ZipWriteError {
+    ZipWriteError::Read {
+        entry: entry.name.clone(),
+        source,
+        hint: "the temporary copy of the image's files is unreadable; check the disk and run again",
     }
 }
 
-impl Write for Spill {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        if self.file.is_none() && self.memory.len() + buf.len() > SPILL_THRESHOLD {
-            let mut file = tempfile::tempfile_in(&self.scratch)?;
-            file.write_all(&self.memory)?;
-            self.memory = Vec::new();
-            self.file = Some(file);
-        }
-        match &mut self.file {
-            Some(file) => file.write_all(buf)?,
-            None => self.memory.extend_from_slice(buf),
-        }
-        self.len += buf.len() as u64;
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
+fn failed(entry: &ZipEntry, failure: Failure) -> ZipWriteError {
+    match failure.into_io() {
+        (true, source) => read_error(entry, source),
+        (false, source) => ZipWriteError::Write { source },
     }
 }
 
@@ -446,9 +271,8 @@ impl<W: Write> Writer<W> {
     fn entry(
         &mut self,
         entry: &ZipEntry,
-        index: usize,
         prepared: Prepared,
-        source: &dyn ContentSource,
+        compressor: &Compressor,
     ) -> Result<(), ZipWriteError> {
         let write_err = |source| ZipWriteError::Write { source };
         let name = match entry.kind {
@@ -456,7 +280,7 @@ impl<W: Write> Writer<W> {
             _ => entry.name.clone(),
         };
         let (method, compressed) = match &prepared.deflated {
-            Some(spill) => (METHOD_DEFLATED, spill.len),
+            Some((_, compressed)) => (METHOD_DEFLATED, *compressed),
             None => (METHOD_STORED, prepared.size),
         };
         let offset = self.out.count;
@@ -476,7 +300,7 @@ impl<W: Write> Writer<W> {
         let flags = if name.is_ascii() { 0 } else { FLAG_UTF8 };
         let external = match &entry.kind {
             EntryKind::Dir => ((S_IFDIR | (entry.mode & 0o777)) << 16) | MSDOS_DIRECTORY,
-            EntryKind::File { .. } => (S_IFREG | (entry.mode & 0o777)) << 16,
+            EntryKind::File(_) => (S_IFREG | (entry.mode & 0o777)) << 16,
             EntryKind::Symlink { .. } => (S_IFLNK | 0o777) << 16,
         };
 
@@ -495,13 +319,23 @@ impl<W: Write> Writer<W> {
         local.extend_from_slice(name.as_bytes());
         self.out.write_all(&local).map_err(write_err)?;
 
-        match (&entry.kind, prepared.deflated) {
-            (_, Some(spill)) => spill.copy_to(&mut self.out).map_err(write_err)?,
+        match (&entry.kind, &prepared.deflated) {
+            (_, Some((pieces, _))) => {
+                for piece in pieces {
+                    let mut bytes = FileRange::new(compressor.store(), piece.at, piece.compressed);
+                    let copied = io::copy(&mut bytes, &mut self.out).map_err(write_err)?;
+                    if copied != piece.compressed {
+                        return Err(write_err(io::Error::other(
+                            "the scratch file of compressed data lost bytes",
+                        )));
+                    }
+                }
+            }
             (EntryKind::Symlink { target }, None) => {
                 self.out.write_all(target.as_bytes()).map_err(write_err)?
             }
-            (EntryKind::File { size }, None) if *size > 0 => {
-                self.copy_stored(entry, index, prepared.crc, source)?
+            (EntryKind::File(content), None) if content.len > 0 => {
+                self.copy_stored(entry, *content, prepared.crc, compressor)?
             }
             _ => {}
         }
@@ -530,20 +364,16 @@ impl<W: Write> Writer<W> {
         Ok(())
     }
 
-    /// A stored file is read again from the source rather than kept: it may be large.
+    /// A stored file is read again from the contents rather than kept: it may be large.
     fn copy_stored(
         &mut self,
         entry: &ZipEntry,
-        index: usize,
+        content: Content,
         crc: u32,
-        source: &dyn ContentSource,
+        compressor: &Compressor,
     ) -> Result<(), ZipWriteError> {
-        let read_err = |source| ZipWriteError::Read {
-            entry: entry.name.clone(),
-            source,
-            hint: "the temporary copy of the image's files is unreadable; check the disk and run again",
-        };
-        let mut reader = source.open(index).map_err(read_err)?;
+        let read_err = |source| read_error(entry, source);
+        let mut reader = FileRange::new(compressor.contents(), content.offset, content.len);
         let mut hasher = crc32fast::Hasher::new();
         let mut buf = vec![0u8; 64 * 1024];
         loop {
@@ -644,6 +474,6 @@ fn put64(v: &mut Vec<u8>, x: u64) {
     v.extend_from_slice(&x.to_le_bytes());
 }
 
-mod pieces;
+mod compressor;
 #[cfg(test)]
 mod tests;

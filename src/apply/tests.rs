@@ -340,3 +340,50 @@ fn whiteouts_under_a_directory_replaced_in_the_same_layer_are_ignored() {
     .unwrap();
     assert_eq!(listing(&t), ["d f:now a file"]);
 }
+
+#[test]
+fn kept_files_are_announced_once_their_bytes_can_be_read_elsewhere() {
+    use std::cell::RefCell;
+    use std::os::unix::fs::FileExt;
+    use std::rc::Rc;
+
+    let dir = tempfile::tempdir().unwrap();
+    let spool_path = dir.path().join("spool");
+    let mut a = Applier::new("img", Selection::Under("opt".into()), &spool_path).unwrap();
+    // Another handle, as the compression threads have: it sees only what reached the file.
+    let reader = File::open(&spool_path).unwrap();
+    let seen = Rc::new(RefCell::new(Vec::new()));
+    let log = Rc::clone(&seen);
+    a.on_spooled(move |r| {
+        let mut buf = vec![0; r.len as usize];
+        reader.read_exact_at(&mut buf, r.offset).unwrap();
+        log.borrow_mut().push(String::from_utf8(buf).unwrap());
+    });
+    // 600 KiB files overflow the 1 MiB write buffer: those announced mid-layer must already be
+    // readable (the read above fails otherwise).
+    let big = |c: char| c.to_string().repeat(600 * 1024);
+    let layer0 = Layer::new()
+        .file("opt/a", &big('a'))
+        .file("usr/skipped", "not kept")
+        .file("opt/b", &big('b'))
+        .file("opt/c", "small");
+    a.apply_layer(0, "sha256:layer0", &layer0.bytes()[..])
+        .unwrap();
+    let after_first = seen.borrow().len();
+    a.apply_layer(
+        1,
+        "sha256:layer1",
+        &Layer::new().file("opt/a", "again").bytes()[..],
+    )
+    .unwrap();
+    let t = a.finish().unwrap();
+    let seen = seen.borrow();
+    assert_eq!(
+        after_first, 3,
+        "a layer's files are all announced by its end"
+    );
+    let short: Vec<&str> = seen.iter().map(|s| &s[..s.len().min(5)]).collect();
+    assert_eq!(short, ["aaaaa", "bbbbb", "small", "again"]);
+    assert_eq!(seen[0], big('a'));
+    assert_eq!(listing(&t)[1], "opt/a f:again");
+}

@@ -2,7 +2,7 @@
 //! zip, optionally published with PublishLayerVersion (idempotently).
 
 use std::fs::{self, File};
-use std::io::{self, BufWriter, Read};
+use std::io::BufWriter;
 use std::path::Path;
 
 use anyhow::Result;
@@ -13,12 +13,11 @@ use tracing::{info, warn};
 use super::registries::Registries;
 use super::{print_json, print_line, source_date_epoch};
 use crate::apply::{
-    AppliedTree, Applier, ApplyError, Content, Item, NodeKind, Selected, Selection, SpoolRef,
+    AppliedTree, Applier, ApplyError, Content, Item, NodeKind, Selected, Selection,
 };
 use crate::aws::{AwsSettings, load_sdk_config};
 use crate::cli::{GlobalArgs, ZipArgs};
 use crate::error::LayerError;
-use crate::file_range::FileRange;
 use crate::image_source::{self, ImageSpec, ImageStore, ResolvedImage};
 use crate::layer_zip::LAMBDA_UNZIPPED_LIMIT;
 use crate::platform::Platform;
@@ -28,7 +27,7 @@ use crate::registry::store::RegistryStore;
 use crate::staging::Staging;
 use crate::warnings::Warning;
 use crate::zip_writer::{
-    ContentSource, DosTime, EntryKind, ZipEntry, ZipOptions, ZipSummary, write_zip,
+    self, Compressor, DosTime, EntryKind, ZipEntry, ZipOptions, ZipSummary, write_zip,
 };
 
 /// At most: the --path subtree, then its real location (behind a symlink), then everything.
@@ -80,8 +79,8 @@ pub fn run(global: &GlobalArgs, args: &ZipArgs) -> Result<()> {
     );
 
     let staging = Staging::next_to(&args.output)?;
-    let (tree, items, unzipped, select_warnings) =
-        apply_and_select(store.as_ref(), &image, &path, staging.path())?;
+    let (tree, items, unzipped, select_warnings, mut compressor) =
+        apply_and_select(store.as_ref(), &image, &path, staging.path(), threads)?;
     let mut warnings = tree.warnings.clone();
     warnings.extend(select_warnings);
     for w in &warnings {
@@ -89,8 +88,20 @@ pub fn run(global: &GlobalArgs, args: &ZipArgs) -> Result<()> {
     }
 
     let zip_tmp = staging.path().join("layer.zip");
-    let summary = write_layer_zip(&tree, &items, &zip_tmp, threads, time, staging.path())?;
-    drop(tree); // the spool is no longer needed
+    let (zip_file, summary) =
+        write_layer_zip(&tree, &items, &zip_tmp, &mut compressor, threads, time)?;
+    // Freeing the spool and the compressed pieces (over 100 MB of page cache for a big layer)
+    // takes as long as syncing the zip, so both happen at once.
+    let spool = staging.path().join("spool");
+    let release = std::thread::spawn(move || {
+        drop(compressor);
+        drop(tree);
+        // What is left is removed with the staging directory.
+        let _ = fs::remove_file(spool);
+    });
+    let synced = zip_file.sync_all();
+    let _ = release.join();
+    synced.map_err(|e| LayerError::io(&zip_tmp, e))?;
     fs::rename(&zip_tmp, &args.output).map_err(|e| LayerError::Output {
         what: "cannot move the finished zip to",
         path: args.output.clone(),
@@ -177,20 +188,41 @@ fn normalize_path(path: &str) -> Result<String, String> {
     Ok(parts.join("/"))
 }
 
-type Chosen = (AppliedTree, Vec<Item>, u64, Vec<Warning>);
+type Chosen = (AppliedTree, Vec<Item>, u64, Vec<Warning>, Compressor);
 
 /// Applies the layers, keeping only the --path subtree's contents; applies them again, keeping
 /// more, when that subtree turns out to be reached through a symlink or to hold hardlinks to files
 /// outside it.
+///
+/// While a layer is being read, `threads - 1` other threads already compress the kept files (the
+/// zip's bytes do not depend on it); files that a later layer replaces are compressed for nothing.
+/// A pass that keeps everything compresses only what the zip needs, once it is known.
 fn apply_and_select(
     store: &dyn ImageStore,
     image: &ResolvedImage,
     path: &str,
     scratch: &Path,
+    threads: usize,
 ) -> Result<Chosen> {
     let mut keep = Selection::Under(path.to_string());
     for pass in 1..=MAX_PASSES {
-        let mut applier = Applier::new(&image.name, keep.clone(), &scratch.join("spool"))?;
+        let spool_path = scratch.join("spool");
+        let mut applier = Applier::new(&image.name, keep.clone(), &spool_path)?;
+        let spool_reader = File::open(&spool_path).map_err(|e| LayerError::io(&spool_path, e))?;
+        let mut compressor =
+            Compressor::new(spool_reader, scratch).map_err(|e| LayerError::io(scratch, e))?;
+        if matches!(keep, Selection::Under(_)) {
+            compressor
+                .grow_to(threads - 1)
+                .map_err(|e| LayerError::io(scratch, e))?;
+            let submitter = compressor.submitter();
+            applier.on_spooled(move |r| {
+                submitter.submit(zip_writer::Content {
+                    offset: r.offset,
+                    len: r.len,
+                })
+            });
+        }
         for (i, layer) in image.layers.iter().enumerate() {
             info!(
                 "applying layer {}/{} {}{}",
@@ -218,7 +250,7 @@ fn apply_and_select(
                 unzipped,
                 warnings,
                 ..
-            } => return Ok((tree, items, unzipped, warnings)),
+            } => return Ok((tree, items, unzipped, warnings, compressor)),
             Selected::AgainWith(next) if pass < MAX_PASSES && next != keep => {
                 info!(
                     "/{path} needs files from elsewhere in the image (a symlink or hardlinks); applying the layers again"
@@ -235,26 +267,26 @@ fn apply_and_select(
     ))
 }
 
+/// Writes the zip to `dest`, not yet synced to disk.
 fn write_layer_zip(
     tree: &AppliedTree,
     items: &[Item],
     dest: &Path,
+    compressor: &mut Compressor,
     threads: usize,
     time: DosTime,
-    scratch: &Path,
-) -> Result<ZipSummary> {
+) -> Result<(File, ZipSummary)> {
     let mut entries = Vec::with_capacity(items.len());
-    let mut refs = Vec::with_capacity(items.len());
     for item in items {
-        let (kind, spool) = match &item.node.kind {
-            NodeKind::Dir => (EntryKind::Dir, None),
-            NodeKind::Symlink(target) => (
-                EntryKind::Symlink {
-                    target: target.clone(),
-                },
-                None,
-            ),
-            NodeKind::File(Content::Spooled(r)) => (EntryKind::File { size: r.len }, Some(*r)),
+        let kind = match &item.node.kind {
+            NodeKind::Dir => EntryKind::Dir,
+            NodeKind::Symlink(target) => EntryKind::Symlink {
+                target: target.clone(),
+            },
+            NodeKind::File(Content::Spooled(r)) => EntryKind::File(zip_writer::Content {
+                offset: r.offset,
+                len: r.len,
+            }),
             NodeKind::File(Content::NotKept { .. }) => {
                 // `select` asks for another pass instead of returning such items.
                 anyhow::bail!(
@@ -269,51 +301,19 @@ fn write_layer_zip(
             kind,
             mode: item.node.mode & 0o777,
         });
-        refs.push(spool);
     }
-    let source = SpoolSource {
-        spool: &tree.spool,
-        refs,
-    };
     let file = File::create(dest).map_err(|e| LayerError::io(dest, e))?;
-    let opts = ZipOptions {
-        threads,
-        time,
-        scratch: scratch.to_path_buf(),
-    };
+    let opts = ZipOptions { threads, time };
     let (out, summary) = write_zip(
         BufWriter::with_capacity(1 << 20, file),
         &entries,
-        &source,
+        compressor,
         &opts,
     )?;
     let file = out
         .into_inner()
         .map_err(|e| LayerError::io(dest, e.into_error()))?;
-    file.sync_all().map_err(|e| LayerError::io(dest, e))?;
-    Ok(summary)
-}
-
-/// Regular-file contents, read from the spool with positioned reads (safe across threads).
-struct SpoolSource<'a> {
-    spool: &'a File,
-    refs: Vec<Option<SpoolRef>>,
-}
-
-impl ContentSource for SpoolSource<'_> {
-    fn open(&self, index: usize) -> io::Result<Box<dyn Read + '_>> {
-        self.open_at(index, 0)
-    }
-
-    fn open_at(&self, index: usize, offset: u64) -> io::Result<Box<dyn Read + '_>> {
-        let r = self.refs[index].ok_or_else(|| io::Error::other("not a regular file"))?;
-        let skip = offset.min(r.len);
-        Ok(Box::new(FileRange::new(
-            self.spool,
-            r.offset + skip,
-            r.len - skip,
-        )))
-    }
+    Ok((file, summary))
 }
 
 fn publish_zip(

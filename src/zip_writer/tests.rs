@@ -1,14 +1,53 @@
 //! Unit tests of the zip writer, read back with the `zip` crate (an independent reader).
 
-use super::pieces::PIECE;
+use super::compressor::PIECE;
 use super::*;
+use std::fs::File;
 use std::io::Cursor;
 
-struct Contents(Vec<Vec<u8>>);
+/// File contents laid out one after another in a temporary file, as the spool holds them.
+struct Contents {
+    files: Vec<Vec<u8>>,
+    file: File,
+    scratch: tempfile::TempDir,
+}
 
-impl ContentSource for Contents {
-    fn open(&self, index: usize) -> io::Result<Box<dyn Read + '_>> {
-        Ok(Box::new(&self.0[index][..]))
+impl Contents {
+    fn new() -> Self {
+        let scratch = tempfile::tempdir().unwrap();
+        Contents {
+            files: Vec::new(),
+            file: tempfile::tempfile_in(scratch.path()).unwrap(),
+            scratch,
+        }
+    }
+
+    /// Appends `data` and says where it is.
+    fn add(&mut self, data: Vec<u8>) -> Content {
+        let offset = self.file.metadata().unwrap().len();
+        self.file.write_all(&data).unwrap();
+        let content = Content {
+            offset,
+            len: data.len() as u64,
+        };
+        self.files.push(data);
+        content
+    }
+
+    /// The bytes added at `content`.
+    fn bytes(&self, content: Content) -> &[u8] {
+        let mut offset = 0;
+        for data in &self.files {
+            if offset == content.offset && data.len() as u64 == content.len {
+                return data;
+            }
+            offset += data.len() as u64;
+        }
+        panic!("no file was added at {content:?}");
+    }
+
+    fn compressor(&self) -> Compressor {
+        Compressor::new(self.file.try_clone().unwrap(), self.scratch.path()).unwrap()
     }
 }
 
@@ -28,26 +67,11 @@ fn noise(len: usize, alphabet: u32, seed: u64) -> Vec<u8> {
 fn sample() -> (Vec<ZipEntry>, Contents) {
     let files: Vec<(&str, EntryKind, u32, Vec<u8>)> = vec![
         ("bin", EntryKind::Dir, 0o755, vec![]),
-        (
-            "bin/tool",
-            EntryKind::File { size: 0 },
-            0o4755,
-            b"#!/bin/sh\necho hi\n".to_vec(),
-        ),
+        ("bin/tool", FILE, 0o4755, b"#!/bin/sh\necho hi\n".to_vec()),
         ("data", EntryKind::Dir, 0o700, vec![]),
-        ("data/empty", EntryKind::File { size: 0 }, 0o600, vec![]),
-        (
-            "data/noise",
-            EntryKind::File { size: 0 },
-            0o644,
-            noise(3 << 20, 256, 7),
-        ),
-        (
-            "data/text",
-            EntryKind::File { size: 0 },
-            0o644,
-            noise(4 << 20, 16, 9),
-        ),
+        ("data/empty", FILE, 0o600, vec![]),
+        ("data/noise", FILE, 0o644, noise(3 << 20, 256, 7)),
+        ("data/text", FILE, 0o644, noise(4 << 20, 16, 9)),
         (
             "link",
             EntryKind::Symlink {
@@ -56,20 +80,13 @@ fn sample() -> (Vec<ZipEntry>, Contents) {
             0o777,
             vec![],
         ),
-        (
-            "ünï",
-            EntryKind::File { size: 0 },
-            0o644,
-            b"utf-8 name".to_vec(),
-        ),
+        ("ünï", FILE, 0o644, b"utf-8 name".to_vec()),
     ];
     let mut entries = Vec::new();
-    let mut contents = Vec::new();
+    let mut contents = Contents::new();
     for (name, kind, mode, data) in files {
         let kind = match kind {
-            EntryKind::File { .. } => EntryKind::File {
-                size: data.len() as u64,
-            },
+            EntryKind::File(_) => EntryKind::File(contents.add(data)),
             k => k,
         };
         entries.push(ZipEntry {
@@ -77,19 +94,27 @@ fn sample() -> (Vec<ZipEntry>, Contents) {
             kind,
             mode,
         });
-        contents.push(data);
     }
-    (entries, Contents(contents))
+    (entries, contents)
 }
 
+/// A placeholder for a file in `sample`'s table, replaced by where its bytes are.
+const FILE: EntryKind = EntryKind::File(Content { offset: 0, len: 0 });
+
 fn write(entries: &[ZipEntry], contents: &Contents, threads: usize) -> (Vec<u8>, ZipSummary) {
-    let scratch = tempfile::tempdir().unwrap();
+    write_with(entries, &mut contents.compressor(), threads)
+}
+
+fn write_with(
+    entries: &[ZipEntry],
+    compressor: &mut Compressor,
+    threads: usize,
+) -> (Vec<u8>, ZipSummary) {
     let opts = ZipOptions {
         threads,
         time: DosTime::MIN,
-        scratch: scratch.path().to_path_buf(),
     };
-    let (out, summary) = write_zip(Vec::new(), entries, contents, &opts).unwrap();
+    let (out, summary) = write_zip(Vec::new(), entries, compressor, &opts).unwrap();
     assert_eq!(summary.size, out.len() as u64);
     assert_eq!(summary.sha256, <[u8; 32]>::from(Sha256::digest(&out)));
     (out, summary)
@@ -111,12 +136,12 @@ fn round_trips_through_an_independent_reader() {
                 assert_eq!(f.name().unwrap(), format!("{}/", entry.name));
                 assert_eq!(mode, 0o040000 | (entry.mode & 0o777));
             }
-            EntryKind::File { .. } => {
+            EntryKind::File(content) => {
                 assert_eq!(f.name().unwrap(), entry.name);
                 assert_eq!(mode, 0o100000 | (entry.mode & 0o777), "{}", entry.name);
                 let mut data = Vec::new();
                 f.read_to_end(&mut data).unwrap();
-                assert_eq!(data, contents.0[i], "{}", entry.name);
+                assert_eq!(data, contents.bytes(*content), "{}", entry.name);
             }
             EntryKind::Symlink { target } => {
                 assert_eq!(mode, 0o120777);
@@ -131,18 +156,14 @@ fn round_trips_through_an_independent_reader() {
             (1980, 1, 1, 0, 0)
         );
     }
-    // Incompressible data is stored, compressible data deflated (and spilled past 1 MiB).
+    // Incompressible data is stored, compressible data deflated (over several pieces).
     assert_eq!(
         zip.by_name("data/noise").unwrap().compression(),
         zip::CompressionMethod::Stored
     );
     let text = zip.by_name("data/text").unwrap();
     assert_eq!(text.compression(), zip::CompressionMethod::Deflated);
-    assert!(
-        text.compressed_size() > SPILL_THRESHOLD as u64,
-        "{}",
-        text.compressed_size()
-    );
+    assert!(text.compressed_size() > PIECE, "{}", text.compressed_size());
 }
 
 #[test]
@@ -160,44 +181,66 @@ fn the_thread_count_does_not_change_a_byte() {
 #[test]
 fn many_entries_get_a_zip64_end_record() {
     let n = 70_000;
+    let mut contents = Contents::new();
+    let x = contents.add(b"x".to_vec());
+    // All entries share one content, as hardlinked copies do: it is compressed once.
     let entries: Vec<ZipEntry> = (0..n)
         .map(|i| ZipEntry {
             name: format!("f{i:06}"),
-            kind: EntryKind::File { size: 1 },
+            kind: EntryKind::File(x),
             mode: 0o644,
         })
         .collect();
-    let contents = Contents(vec![b"x".to_vec(); n]);
     let (bytes, summary) = write(&entries, &contents, 2);
     assert_eq!(summary.entries, n);
-    let zip = zip::ZipArchive::new(Cursor::new(bytes)).unwrap();
+    let mut zip = zip::ZipArchive::new(Cursor::new(bytes)).unwrap();
     assert_eq!(zip.len(), n);
+    let mut last = String::new();
+    zip.by_index(n - 1)
+        .unwrap()
+        .read_to_string(&mut last)
+        .unwrap();
+    assert_eq!(last, "x");
 }
 
 #[test]
 fn a_short_read_is_an_error_naming_the_entry() {
+    let mut contents = Contents::new();
+    let mut content = contents.add(b"abc".to_vec());
+    content.len = 5;
     let entries = vec![ZipEntry {
         name: "f".into(),
-        kind: EntryKind::File { size: 5 },
+        kind: EntryKind::File(content),
         mode: 0o644,
     }];
-    let scratch = tempfile::tempdir().unwrap();
     let opts = ZipOptions {
         threads: 2,
         time: DosTime::MIN,
-        scratch: scratch.path().to_path_buf(),
     };
-    let err = write_zip(
-        Vec::new(),
-        &entries,
-        &Contents(vec![b"abc".to_vec()]),
-        &opts,
-    )
-    .unwrap_err();
+    let err = write_zip(Vec::new(), &entries, &mut contents.compressor(), &opts).unwrap_err();
     assert!(
-        err.to_string().contains("\"f\"") && err.to_string().contains("read 3 bytes"),
+        err.to_string().contains("\"f\"") && err.to_string().contains("read 3 of the 5 bytes"),
         "{err}"
     );
+}
+
+#[test]
+fn contents_compressed_before_the_entries_are_known_give_the_same_zip() {
+    let (entries, mut contents) = sample();
+    let (plain, _) = write(&entries, &contents, 2);
+    // As while layers are applied: contents are submitted as they arrive, some of them for
+    // nothing (a later layer replaces them), on fewer threads than the zip is then written with.
+    let replaced = contents.add(noise(300_000, 7, 11));
+    let mut early = contents.compressor();
+    early.grow_to(1).unwrap();
+    early.submit(replaced);
+    for entry in entries.iter().rev() {
+        if let EntryKind::File(content) = entry.kind {
+            early.submit(content);
+        }
+    }
+    let (speculated, _) = write_with(&entries, &mut early, 3);
+    assert!(speculated == plain);
 }
 
 #[test]
@@ -219,22 +262,20 @@ fn large_files_compressed_in_pieces_read_back_and_keep_their_context() {
     let sizes = [PIECE as usize, PIECE as usize + 1, 2 * PIECE as usize];
     let mut files = vec![repeated.clone()];
     files.extend(sizes.iter().map(|&n| noise(n, 16, n as u64)));
+    let mut contents = Contents::new();
     let entries: Vec<ZipEntry> = files
         .iter()
         .enumerate()
         .map(|(i, f)| ZipEntry {
             name: format!("f{i}"),
-            kind: EntryKind::File {
-                size: f.len() as u64,
-            },
+            kind: EntryKind::File(contents.add(f.clone())),
             mode: 0o644,
         })
         .collect();
-    let contents = Contents(files);
     let (bytes, _) = write(&entries, &contents, 2);
     assert!(write(&entries, &contents, 1).0 == bytes);
     let mut zip = zip::ZipArchive::new(Cursor::new(bytes)).unwrap();
-    for (i, expected) in contents.0.iter().enumerate() {
+    for (i, expected) in files.iter().enumerate() {
         let mut f = zip.by_index(i).unwrap();
         let mut data = Vec::new();
         f.read_to_end(&mut data).unwrap();
