@@ -127,6 +127,8 @@ pub struct Applier {
     on_spooled: Option<Box<dyn FnMut(SpoolRef)>>,
     /// Kept files still (partly) in the spool's write buffer, in spool order.
     unflushed: Vec<SpoolRef>,
+    /// Reused for every file: thousands of small files would otherwise each zero a new one.
+    copy_buf: Vec<u8>,
     warnings: Vec<Warning>,
 }
 
@@ -162,6 +164,7 @@ impl Applier {
             spool_len: 0,
             on_spooled: None,
             unflushed: Vec::new(),
+            copy_buf: vec![0; 64 * 1024],
             warnings: Vec::new(),
         })
     }
@@ -361,16 +364,15 @@ impl Applier {
         entry: &mut tar::Entry<'_, R>,
     ) -> Result<SpoolRef, ApplyError> {
         let offset = self.spool_len;
-        let mut buf = vec![0u8; 64 * 1024];
         loop {
-            let n = match entry.read(&mut buf) {
+            let n = match entry.read(&mut self.copy_buf) {
                 Ok(0) => break,
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(self.tar_error(digest, e)),
             };
             self.spool
-                .write_all(&buf[..n])
+                .write_all(&self.copy_buf[..n])
                 .map_err(|source| ApplyError::Spool {
                     path: self.spool_path.clone(),
                     source,

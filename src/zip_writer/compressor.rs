@@ -77,6 +77,9 @@ struct Shared {
 struct State {
     queue: VecDeque<(Content, u64)>,
     jobs: HashMap<Content, Vec<Option<Result<Piece, Failure>>>>,
+    /// What the zip writer waits for: only its last piece wakes it (a wake-up per piece would
+    /// take the writer's core from the workers thousands of times).
+    awaited: Option<Content>,
     stop: bool,
 }
 
@@ -135,8 +138,11 @@ impl Compressor {
                 .get(&content)
                 .expect("contents are submitted before they are waited for");
             if slots.iter().all(Option::is_some) {
-                return slots.iter().flatten().cloned().collect();
+                let pieces = slots.iter().flatten().cloned().collect();
+                state.awaited = None;
+                return pieces;
             }
+            state.awaited = Some(content);
             state = self
                 .shared
                 .done
@@ -201,10 +207,15 @@ impl Shared {
             let result = deflater
                 .piece(&self.contents, content, piece)
                 .and_then(|(crc, len)| self.keep(&deflater.out, crc, len));
-            if let Some(slots) = self.lock().jobs.get_mut(&content) {
-                slots[piece as usize] = Some(result);
+            let mut state = self.lock();
+            let Some(slots) = state.jobs.get_mut(&content) else {
+                continue;
+            };
+            slots[piece as usize] = Some(result);
+            let complete = slots.iter().all(Option::is_some);
+            if complete && state.awaited == Some(content) {
+                self.done.notify_one();
             }
-            self.done.notify_all();
         }
     }
 
