@@ -161,7 +161,8 @@ pub struct ZipArgs {
     /// Platform to pick from a multi-platform image (default linux/amd64)
     #[arg(long, value_name = "PLATFORM")]
     pub platform: Option<String>,
-    /// Compression threads (default: all cores); the bytes are the same whatever the count
+    /// Compression threads (default: all cores; while the layers are read, one of them reads);
+    /// the bytes are the same whatever the count
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
     /// Publish the zip as a new version of this layer (nothing is published if the newest version
