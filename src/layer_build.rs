@@ -73,6 +73,7 @@ pub fn plan_jobs(tree: &LayerTree, opts: &BuildOptions) -> Vec<Job> {
         jobs: Vec::new(),
         fresh: Vec::new(),
         fresh_bytes: 0,
+        unpacks: 0,
     };
     let synthesized_mtime = opts.mtime_override.unwrap_or(SYNTHESIZED_MTIME);
     let mut prefix_path = String::new();
@@ -124,6 +125,8 @@ struct Planner {
     jobs: Vec<Job>,
     fresh: Vec<Piece>,
     fresh_bytes: u64,
+    /// Unpack jobs planned so far.
+    unpacks: usize,
 }
 
 impl Planner {
@@ -177,25 +180,46 @@ impl Planner {
             }
             ZipMethod::Stored => {
                 // Stored data is read by position, so a large file can span several jobs.
-                let mut offset = 0;
-                loop {
-                    let room = FRESH_JOB_BYTES - self.fresh_bytes;
-                    let len = room.min(entry.size - offset);
-                    let piece = Piece::Stored {
-                        entry: entry.clone(),
-                        offset,
-                        len,
-                    };
-                    self.push(piece, len);
-                    offset += len;
-                    if offset == entry.size {
-                        break;
-                    }
-                }
+                self.span(entry.size, |offset, len| Piece::Stored {
+                    entry: entry.clone(),
+                    offset,
+                    len,
+                });
+            }
+            _ if entry.size > FRESH_JOB_BYTES => {
+                // Inflated once, into a scratch file, by a job of its own; other jobs compress it.
+                let slot = self.unpacks;
+                self.unpacks += 1;
+                self.cut();
+                self.jobs.push(Job::Unpack {
+                    entry: entry.clone(),
+                    slot,
+                });
+                self.span(entry.size, |offset, len| Piece::Unpacked {
+                    entry: entry.clone(),
+                    slot,
+                    offset,
+                    len,
+                });
             }
             _ => {
                 let size = entry.size;
                 self.push(Piece::Inflate(entry), size);
+            }
+        }
+    }
+
+    /// Adds `size` bytes as pieces `piece(offset, len)` that fill the current fresh job and then
+    /// as many more as they need.
+    fn span(&mut self, size: u64, piece: impl Fn(u64, u64) -> Piece) {
+        let mut offset = 0;
+        loop {
+            let room = FRESH_JOB_BYTES - self.fresh_bytes;
+            let len = room.min(size - offset);
+            self.push(piece(offset, len), len);
+            offset += len;
+            if offset == size {
+                break;
             }
         }
     }
@@ -234,9 +258,18 @@ mod tests {
             zw.start_file(format!("lib/m{i}.py"), deflated).unwrap();
             zw.write_all(&content(1000 + 5000 * i as usize, i)).unwrap();
         }
+        // Big enough to be inflated by an unpack job of its own under --recompress.
+        zw.start_file("lib/big.so", deflated).unwrap();
+        zw.write_all(&content(BIG, 5)).unwrap();
         zw.start_file("empty", deflated).unwrap();
         zw.finish().unwrap();
         file
+    }
+
+    fn tree_of(zip: &std::path::Path) -> LayerTree {
+        let file = std::fs::File::open(zip).unwrap();
+        let layer = ZipLayer::open("sample.zip", BufReader::new(file), u64::MAX).unwrap();
+        layer_tree::single(0, &layer.entries)
     }
 
     fn build(zip: &std::path::Path, opts: &BuildOptions) -> Result<(Vec<u8>, LayerDigests)> {
@@ -303,6 +336,59 @@ mod tests {
             })
             .unwrap();
         assert!(big == content(BIG, 3));
+    }
+
+    #[test]
+    fn only_big_entries_compressed_fresh_get_an_unpack_job() {
+        let zip = sample_zip();
+        let tree = tree_of(zip.path());
+        let unpacked = |recompress| {
+            let opts = BuildOptions {
+                recompress,
+                ..BuildOptions::default()
+            };
+            plan_jobs(&tree, &opts)
+                .iter()
+                .filter_map(|j| match j {
+                    Job::Unpack { entry, .. } => Some(entry.path.to_string()),
+                    _ => None,
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(unpacked(true), ["lib/big.so"]);
+        assert!(unpacked(false).is_empty());
+    }
+
+    #[test]
+    fn damaged_big_entries_compressed_fresh_are_refused() {
+        let zip = sample_zip();
+        let (start, len) = {
+            let mut archive =
+                zip::ZipArchive::new(std::fs::File::open(zip.path()).unwrap()).unwrap();
+            let f = archive.by_name("lib/big.so").unwrap();
+            (f.data_start().unwrap(), f.compressed_size())
+        };
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(zip.path())
+            .unwrap();
+        use std::os::unix::fs::FileExt;
+        let mut b = [0u8];
+        f.read_exact_at(&mut b, start + len * 3 / 4).unwrap();
+        f.write_all_at(&[b[0] ^ 0x21], start + len * 3 / 4).unwrap();
+        for threads in [1, 2, 5] {
+            let opts = BuildOptions {
+                recompress: true,
+                threads,
+                ..BuildOptions::default()
+            };
+            let err = build(zip.path(), &opts).unwrap_err();
+            assert!(
+                matches!(&err, LayerError::BadEntry { entry, .. } if entry == "lib/big.so"),
+                "{threads} threads: {err}"
+            );
+        }
     }
 
     #[test]
@@ -423,10 +509,17 @@ mod deflate64_tests {
 
     #[test]
     fn deflate64_entries_are_inflated_and_compressed_fresh() {
-        let data = letters(300_000);
-        let zip = deflate64_zip(&data, 0);
+        // The big one is inflated by an unpack job while other jobs compress it.
+        for size in [300_000, 2_500_000] {
+            let data = letters(size);
+            let zip = deflate64_zip(&data, 0);
+            deflate64_reads_back(&zip, &data);
+        }
+    }
+
+    fn deflate64_reads_back(zip: &tempfile::NamedTempFile, data: &[u8]) {
         for recompress in [false, true] {
-            let blob = build(&zip, recompress).unwrap();
+            let blob = build(zip, recompress).unwrap();
             let mut tar = Vec::new();
             flate2::read::GzDecoder::new(&blob[..])
                 .read_to_end(&mut tar)
@@ -446,14 +539,18 @@ mod deflate64_tests {
 
     #[test]
     fn damaged_deflate64_data_is_refused() {
-        let zip = deflate64_zip(&letters(300_000), 0x55);
-        for recompress in [false, true] {
-            let err = build(&zip, recompress).unwrap_err().to_string();
-            assert!(err.contains("d64.txt"), "{err}");
-            assert!(
-                err.contains("CRC-32") || err.contains("corrupt") || err.contains("inflates to"),
-                "{err}"
-            );
+        for size in [300_000, 2_500_000] {
+            let zip = deflate64_zip(&letters(size), 0x55);
+            for recompress in [false, true] {
+                let err = build(&zip, recompress).unwrap_err().to_string();
+                assert!(err.contains("d64.txt"), "{size}: {err}");
+                assert!(
+                    err.contains("CRC-32")
+                        || err.contains("corrupt")
+                        || err.contains("inflates to"),
+                    "{size}: {err}"
+                );
+            }
         }
     }
 }

@@ -20,6 +20,9 @@ use crate::layer_build::LayerDigests;
 use crate::layer_zip::{EntryData, ZipMethod, crc_mismatch, inflates_too_much, size_mismatch};
 use crate::raw_deflate::deflate_into;
 use crate::tar_writer::{self, TarKind};
+use unpack::Unpacks;
+
+mod unpack;
 
 /// Plain bytes (or deflate bytes) gathered before a worker hands a chunk to the writer.
 const CHUNK: usize = 256 * 1024;
@@ -67,6 +70,14 @@ pub enum Piece {
     },
     /// A whole compressed entry, inflated and compressed again.
     Inflate(EntryRef),
+    /// Plain bytes `offset..offset + len` of a big compressed entry that unpack job `slot`
+    /// inflates into a scratch file.
+    Unpacked {
+        entry: EntryRef,
+        slot: usize,
+        offset: u64,
+        len: u64,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -75,6 +86,9 @@ pub enum Job {
     Fresh(Vec<Piece>),
     /// A deflate entry whose own compressed stream is reused.
     Splice(EntryRef),
+    /// Inflates a big compressed entry for the `Unpacked` pieces of later jobs; adds nothing to
+    /// the stream itself.
+    Unpack { entry: EntryRef, slot: usize },
 }
 
 enum Msg {
@@ -109,12 +123,14 @@ pub fn write_gzip<W: Write>(
     let threads = threads.clamp(1, jobs.len().max(1));
     let (order_tx, order_rx) = sync_channel::<Receiver<Msg>>(threads * 2);
     let next = Mutex::new(0usize);
+    let unpacks = Unpacks::for_jobs(jobs);
     std::thread::scope(|scope| {
         for _ in 0..threads {
             let order_tx = order_tx.clone();
             let next = &next;
+            let unpacks = &unpacks;
             scope.spawn(move || {
-                let mut worker = Worker::new(sources, level);
+                let mut worker = Worker::new(sources, unpacks, level);
                 loop {
                     let (index, tx) = {
                         let mut next = next.lock().expect("no panics while locked");
@@ -131,6 +147,15 @@ pub fn write_gzip<W: Write>(
                         (index, tx)
                     };
                     let mut out = Outbox::new(tx);
+                    if let Job::Unpack { entry, slot } = &jobs[index] {
+                        // Nothing for the writer: it moves on while this worker inflates, and the
+                        // jobs that need the bytes wait for them (and report any failure).
+                        if out.send(Msg::Done).is_err() {
+                            return;
+                        }
+                        worker.unpack(entry, *slot);
+                        continue;
+                    }
                     let result = worker.run(&jobs[index], &mut out);
                     let last = match result {
                         Ok(()) => Msg::Done,
@@ -275,6 +300,7 @@ impl Outbox {
 /// A worker's reusable state: one compressor, inflaters and buffers.
 struct Worker<'a> {
     sources: &'a [Source],
+    unpacks: &'a Unpacks,
     compress: Compress,
     raw_inflater: RawInflater,
     buf: Vec<u8>,
@@ -282,9 +308,10 @@ struct Worker<'a> {
 }
 
 impl<'a> Worker<'a> {
-    fn new(sources: &'a [Source], level: u32) -> Self {
+    fn new(sources: &'a [Source], unpacks: &'a Unpacks, level: u32) -> Self {
         Worker {
             sources,
+            unpacks,
             compress: Compress::new(Compression::new(level), false),
             raw_inflater: RawInflater::new(),
             buf: vec![0u8; 64 * 1024],
@@ -296,6 +323,7 @@ impl<'a> Worker<'a> {
         match job {
             Job::Fresh(pieces) => self.fresh(pieces, out),
             Job::Splice(entry) => self.splice(entry, out),
+            Job::Unpack { .. } => unreachable!("unpack jobs are run before this"),
         }
     }
 
@@ -325,6 +353,12 @@ impl<'a> Worker<'a> {
                 }
                 Piece::Stored { entry, offset, len } => self.stored(entry, *offset, *len, out)?,
                 Piece::Inflate(entry) => self.inflate(entry, out)?,
+                Piece::Unpacked {
+                    entry,
+                    slot,
+                    offset,
+                    len,
+                } => self.unpacked(entry, *slot, *offset, *len, out)?,
             }
         }
         deflate_into(
@@ -388,34 +422,48 @@ impl<'a> Worker<'a> {
     /// A compressed entry recompressed fresh: deflate under `--recompress`, or deflate64 always.
     fn inflate(&mut self, entry: &EntryRef, out: &mut Outbox) -> std::result::Result<(), Stop> {
         let source = &self.sources[entry.source];
-        let raw = FileRange::new(&source.file, entry.data.start, entry.data.compressed);
-        let mut reader: Box<dyn Read + '_> = match entry.data.method {
-            ZipMethod::Deflate64 => Box::new(deflate64::Deflate64Decoder::new(raw)),
-            _ => Box::new(flate2::read::DeflateDecoder::new(raw)),
-        };
-        let mut crc = crc32fast::Hasher::new();
-        let mut total = 0u64;
         let mut buf = std::mem::take(&mut self.buf);
+        let result = inflate_entry(source, entry, &mut buf, &mut |plain| self.feed(plain, out));
+        self.buf = buf;
+        result
+    }
+
+    /// Inflates a big compressed entry into the scratch file of unpack `slot`.
+    fn unpack(&mut self, entry: &EntryRef, slot: usize) {
+        let source = &self.sources[entry.source];
+        let buf = &mut self.buf;
+        self.unpacks
+            .run(slot, |sink| inflate_entry(source, entry, buf, sink));
+    }
+
+    /// Feeds plain bytes `offset..offset + len` of an unpacked entry, once they are there.
+    fn unpacked(
+        &mut self,
+        entry: &EntryRef,
+        slot: usize,
+        offset: u64,
+        len: u64,
+        out: &mut Outbox,
+    ) -> std::result::Result<(), Stop> {
+        let source = &self.sources[entry.source];
+        let file = self.unpacks.wait(slot, offset + len, source, entry)?;
+        let mut buf = std::mem::take(&mut self.buf);
+        let mut done = 0u64;
         let result = loop {
-            let n = match reader.read(&mut buf) {
-                Ok(0) => break Ok(()),
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => break Err(corrupt(source, entry, &e).into()),
-            };
-            total += n as u64;
-            if total > entry.size {
-                break Err(inflates_too_much(&source.name, &entry.path, entry.size).into());
+            if done == len {
+                break Ok(());
             }
-            crc.update(&buf[..n]);
+            let n = (len - done).min(buf.len() as u64) as usize;
+            if let Err(e) = file.read_exact_at(&mut buf[..n], offset + done) {
+                break Err(LayerError::WriteOutput(e).into());
+            }
             if let Err(stop) = self.feed(&buf[..n], out) {
                 break Err(stop);
             }
+            done += n as u64;
         };
         self.buf = buf;
-        result?;
-        check_inflated(source, entry, total, crc.finalize())?;
-        Ok(())
+        result
     }
 
     fn splice(&mut self, entry: &EntryRef, out: &mut Outbox) -> std::result::Result<(), Stop> {
@@ -468,6 +516,44 @@ impl SpliceSink for SpliceOut<'_> {
         self.out.deflate.extend_from_slice(bytes);
         self.flush_if_full()
     }
+}
+
+/// Inflates a deflate or deflate64 entry, handing its plain bytes to `each` in order, and checks
+/// its size and CRC.
+fn inflate_entry<E: From<LayerError>>(
+    source: &Source,
+    entry: &EntryRef,
+    buf: &mut [u8],
+    each: &mut dyn FnMut(&[u8]) -> std::result::Result<(), E>,
+) -> std::result::Result<(), E> {
+    let raw = FileRange::new(&source.file, entry.data.start, entry.data.compressed);
+    let mut reader: Box<dyn Read + '_> = match entry.data.method {
+        ZipMethod::Deflate64 => Box::new(deflate64::Deflate64Decoder::new(raw)),
+        _ => Box::new(flate2::read::DeflateDecoder::new(raw)),
+    };
+    let mut crc = crc32fast::Hasher::new();
+    let mut total = 0u64;
+    loop {
+        let n = match reader.read(buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(corrupt(source, entry, &e).into()),
+        };
+        total += n as u64;
+        if total > entry.size {
+            return Err(inflates_too_much(&source.name, &entry.path, entry.size).into());
+        }
+        crc.update(&buf[..n]);
+        each(&buf[..n])?;
+    }
+    if total != entry.size {
+        return Err(size_mismatch(&source.name, &entry.path, total, entry.size).into());
+    }
+    if crc.finalize() != entry.crc32 {
+        return Err(crc_mismatch(&source.name, &entry.path).into());
+    }
+    Ok(())
 }
 
 fn check_inflated(
