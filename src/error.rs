@@ -52,6 +52,15 @@ pub enum LayerError {
     )]
     WriteOutput(#[source] io::Error),
 
+    #[error(
+        "cannot use a scratch file for entry {entry:?}: {source}\n  hint: check free space in the temporary directory (TMPDIR, else /tmp)"
+    )]
+    Scratch {
+        entry: String,
+        #[source]
+        source: io::Error,
+    },
+
     #[error("{zip}: the zip has no entries\n  hint: a layer zip needs at least one file")]
     Empty { zip: String },
 

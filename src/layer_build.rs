@@ -64,7 +64,7 @@ pub fn write_layer<W: Write>(
 
 /// Plain bytes gathered into one fresh-compression job: big enough that a job's start-up cost
 /// does not matter, small enough that a layer splits into many jobs for the threads.
-const FRESH_JOB_BYTES: u64 = 1024 * 1024;
+pub(crate) const FRESH_JOB_BYTES: u64 = 1024 * 1024;
 
 /// Cuts the layer's tar stream into jobs. The cut points depend only on the tree and the options,
 /// which is what makes the output independent of the thread count.

@@ -151,6 +151,7 @@ pub fn write_gzip<W: Write>(
                         // Nothing for the writer: it moves on while this worker inflates, and the
                         // jobs that need the bytes wait for them (and report any failure).
                         if out.send(Msg::Done).is_err() {
+                            unpacks.abandon(*slot);
                             return;
                         }
                         worker.unpack(entry, *slot);
@@ -433,7 +434,7 @@ impl<'a> Worker<'a> {
         let source = &self.sources[entry.source];
         let buf = &mut self.buf;
         self.unpacks
-            .run(slot, |sink| inflate_entry(source, entry, buf, sink));
+            .run(slot, entry, |sink| inflate_entry(source, entry, buf, sink));
     }
 
     /// Feeds plain bytes `offset..offset + len` of an unpacked entry, once they are there.
@@ -455,7 +456,7 @@ impl<'a> Worker<'a> {
             }
             let n = (len - done).min(buf.len() as u64) as usize;
             if let Err(e) = file.read_exact_at(&mut buf[..n], offset + done) {
-                break Err(LayerError::WriteOutput(e).into());
+                break Err(unpack::scratch_error(entry, e).into());
             }
             if let Err(stop) = self.feed(&buf[..n], out) {
                 break Err(stop);
@@ -463,6 +464,8 @@ impl<'a> Worker<'a> {
             done += n as u64;
         };
         self.buf = buf;
+        drop(file);
+        self.unpacks.done(slot);
         result
     }
 

@@ -130,6 +130,22 @@ pub enum ZipWriteError {
         source: io::Error,
     },
     #[error(
+        "cannot keep the compressed data of {entry:?} in a scratch file: {source}\n  hint: check free space next to the output file"
+    )]
+    Scratch {
+        entry: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error(
+        "cannot start {threads} compression threads: {source}\n  hint: run with a lower --threads"
+    )]
+    Threads {
+        threads: usize,
+        #[source]
+        source: io::Error,
+    },
+    #[error(
         "{entry:?} needs zip64 sizes, which this writer does not produce\n  hint: no Lambda layer can be this large; zip less"
     )]
     TooLarge { entry: String },
@@ -148,9 +164,10 @@ pub fn write_zip<W: Write>(
             compressor.submit(content);
         }
     }
+    let threads = opts.threads.max(1);
     compressor
-        .grow_to(opts.threads.max(1))
-        .map_err(|source| ZipWriteError::Write { source })?;
+        .grow_to(threads)
+        .map_err(|source| ZipWriteError::Threads { threads, source })?;
     let mut writer = Writer {
         out: Counting::new(out),
         central: Vec::new(),
@@ -226,7 +243,10 @@ fn read_error(entry: &ZipEntry, source: io::Error) -> ZipWriteError {
 fn failed(entry: &ZipEntry, failure: Failure) -> ZipWriteError {
     match failure.into_io() {
         (true, source) => read_error(entry, source),
-        (false, source) => ZipWriteError::Write { source },
+        (false, source) => ZipWriteError::Scratch {
+            entry: entry.name.clone(),
+            source,
+        },
     }
 }
 

@@ -27,7 +27,8 @@ use crate::registry::store::RegistryStore;
 use crate::staging::Staging;
 use crate::warnings::Warning;
 use crate::zip_writer::{
-    self, Compressor, DosTime, EntryKind, ZipEntry, ZipOptions, ZipSummary, write_zip,
+    self, Compressor, DosTime, EntryKind, ZipEntry, ZipOptions, ZipSummary, ZipWriteError,
+    write_zip,
 };
 
 /// At most: the --path subtree, then its real location (behind a symlink), then everything.
@@ -210,11 +211,17 @@ fn apply_and_select(
         let mut applier = Applier::new(&image.name, keep.clone(), &spool_path)?;
         let spool_reader = File::open(&spool_path).map_err(|e| LayerError::io(&spool_path, e))?;
         let mut compressor =
-            Compressor::new(spool_reader, scratch).map_err(|e| LayerError::io(scratch, e))?;
-        if matches!(keep, Selection::Under(_)) {
+            Compressor::new(spool_reader, scratch).map_err(|e| LayerError::Output {
+                what: "cannot create a scratch file in",
+                path: scratch.to_path_buf(),
+                problem: e.to_string(),
+                hint: "check free space and permissions next to the output file",
+            })?;
+        // With one thread there is nobody to compress while the layers are read.
+        if threads > 1 && matches!(keep, Selection::Under(_)) {
             compressor
                 .grow_to(threads - 1)
-                .map_err(|e| LayerError::io(scratch, e))?;
+                .map_err(|source| ZipWriteError::Threads { threads, source })?;
             let submitter = compressor.submitter();
             applier.on_spooled(move |r| {
                 submitter.submit(zip_writer::Content {

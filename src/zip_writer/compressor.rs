@@ -10,6 +10,7 @@ use std::collections::{HashMap, VecDeque};
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -77,8 +78,8 @@ struct Shared {
 struct State {
     queue: VecDeque<(Content, u64)>,
     jobs: HashMap<Content, Vec<Option<Result<Piece, Failure>>>>,
-    /// What the zip writer waits for: only its last piece wakes it (a wake-up per piece would
-    /// take the writer's core from the workers thousands of times).
+    /// What the zip writer waits for: only the piece that completes it wakes the writer (a
+    /// wake-up per piece would take the writer's core from the workers thousands of times).
     awaited: Option<Content>,
     stop: bool,
 }
@@ -204,9 +205,19 @@ impl Shared {
                     state = self.work.wait(state).unwrap_or_else(|e| e.into_inner());
                 }
             };
-            let result = deflater
-                .piece(&self.contents, content, piece)
-                .and_then(|(crc, len)| self.keep(&deflater.out, crc, len));
+            // Even a bug must fill the slot, or the writer would wait for it forever.
+            let result = catch_unwind(AssertUnwindSafe(|| {
+                deflater
+                    .piece(&self.contents, content, piece)
+                    .and_then(|(crc, len)| self.keep(&deflater.out, crc, len))
+            }))
+            .unwrap_or_else(|_| {
+                Err(Failure::Read(
+                    io::ErrorKind::Other,
+                    "a compression thread failed unexpectedly (a bug in layerport; please report it)"
+                        .into(),
+                ))
+            });
             let mut state = self.lock();
             let Some(slots) = state.jobs.get_mut(&content) else {
                 continue;
