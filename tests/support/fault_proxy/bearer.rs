@@ -7,15 +7,14 @@
 //! credentials. Faults are not injected in this mode.
 
 use sha2::{Digest, Sha256};
-use std::collections::HashMap;
 use std::io::{self, BufReader};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use super::forward::{forward, record};
 use super::http::{Head, copy_body, read_head, respond_with};
-use super::{FaultProxy, IO_TIMEOUT, MAX_CONNECTIONS, ProxiedRequest, Shared, State, lock};
+use super::{FaultProxy, IO_TIMEOUT, MAX_CONNECTIONS, ProxiedRequest, Shared, lock};
 
 /// The service named in the bearer challenge.
 pub const BEARER_SERVICE: &str = "fake-registry";
@@ -66,16 +65,7 @@ impl BearerProxy {
             upstream_auth: format!("Basic {basic}"),
             token_requests: Mutex::new(Vec::new()),
         });
-        let shared = Arc::new(Shared {
-            state: Mutex::new(State::default()),
-            upstream,
-            addr,
-            stop: AtomicBool::new(false),
-            active: AtomicUsize::new(0),
-            next_id: AtomicU64::new(0),
-            streams: Mutex::new(HashMap::new()),
-            threads: Mutex::new(Vec::new()),
-        });
+        let shared = Shared::new(upstream, addr);
         let (s, b) = (Arc::clone(&shared), Arc::clone(&bearer));
         let accept = std::thread::Builder::new()
             .name("bearer-proxy-accept".into())

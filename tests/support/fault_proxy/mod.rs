@@ -83,6 +83,19 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Shared {
+    fn new(upstream: SocketAddr, addr: SocketAddr) -> Arc<Shared> {
+        Arc::new(Shared {
+            state: Mutex::new(State::default()),
+            upstream,
+            addr,
+            stop: AtomicBool::new(false),
+            active: AtomicUsize::new(0),
+            next_id: AtomicU64::new(0),
+            streams: Mutex::new(HashMap::new()),
+            threads: Mutex::new(Vec::new()),
+        })
+    }
+
     fn state(&self) -> MutexGuard<'_, State> {
         lock(&self.state)
     }
@@ -125,16 +138,7 @@ impl FaultProxy {
         let upstream: SocketAddr = upstream.parse().expect("upstream is HOST:PORT");
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("local_addr");
-        let shared = Arc::new(Shared {
-            state: Mutex::new(State::default()),
-            upstream,
-            addr,
-            stop: AtomicBool::new(false),
-            active: AtomicUsize::new(0),
-            next_id: AtomicU64::new(0),
-            streams: Mutex::new(HashMap::new()),
-            threads: Mutex::new(Vec::new()),
-        });
+        let shared = Shared::new(upstream, addr);
         let s = Arc::clone(&shared);
         let accept = std::thread::Builder::new()
             .name("fault-proxy-accept".into())
