@@ -20,13 +20,20 @@ impl<W: Write> HashingWriter<W> {
         }
     }
 
+    /// Bytes written so far.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
     /// Returns the inner writer, the `sha256:<hex>` digest and the byte count.
     pub fn finish(self) -> (W, String, u64) {
-        (
-            self.inner,
-            format_digest(&self.hasher.finalize()),
-            self.count,
-        )
+        let (inner, raw, count) = self.finish_raw();
+        (inner, format_digest(&raw), count)
+    }
+
+    /// Returns the inner writer, the raw sha256 and the byte count.
+    pub fn finish_raw(self) -> (W, [u8; 32], u64) {
+        (self.inner, self.hasher.finalize().into(), self.count)
     }
 }
 

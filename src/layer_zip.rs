@@ -19,10 +19,11 @@ pub const LAMBDA_UNZIPPED_LIMIT: u64 = 262_144_000;
 /// so an image → zip round trip can represent it).
 pub const SYNTHESIZED_MTIME: u64 = 315_532_800;
 
+/// Unix file types in the high half of a zip entry's external attributes (shared with the writer).
 const S_IFMT: u32 = 0o170000;
-const S_IFDIR: u32 = 0o040000;
-const S_IFREG: u32 = 0o100000;
-const S_IFLNK: u32 = 0o120000;
+pub(crate) const S_IFDIR: u32 = 0o040000;
+pub(crate) const S_IFREG: u32 = 0o100000;
+pub(crate) const S_IFLNK: u32 = 0o120000;
 const MAX_SYMLINK_TARGET: u64 = 4096;
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -5,9 +5,9 @@
 
 use std::io::{self, Read, Write};
 
-use sha2::{Digest, Sha256};
-
+use crate::digest::HashingWriter;
 use crate::file_range::FileRange;
+use crate::layer_zip::{S_IFDIR, S_IFLNK, S_IFREG};
 
 pub use compressor::{Compressor, Content, Submitter};
 use compressor::{Failure, Piece};
@@ -24,9 +24,6 @@ const VERSION_ZIP64: u16 = 45;
 const FLAG_UTF8: u16 = 1 << 11;
 const METHOD_STORED: u16 = 0;
 const METHOD_DEFLATED: u16 = 8;
-const S_IFDIR: u32 = 0o040000;
-const S_IFREG: u32 = 0o100000;
-const S_IFLNK: u32 = 0o120000;
 const MSDOS_DIRECTORY: u32 = 0x10;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -169,7 +166,7 @@ pub fn write_zip<W: Write>(
         .grow_to(threads)
         .map_err(|source| ZipWriteError::Threads { threads, source })?;
     let mut writer = Writer {
-        out: Counting::new(out),
+        out: HashingWriter::new(out),
         central: Vec::new(),
         time: opts.time,
         entries: 0,
@@ -250,37 +247,8 @@ fn failed(entry: &ZipEntry, failure: Failure) -> ZipWriteError {
     }
 }
 
-/// Counts and hashes the bytes written.
-struct Counting<W> {
-    inner: W,
-    count: u64,
-    hasher: Sha256,
-}
-
-impl<W: Write> Counting<W> {
-    fn new(inner: W) -> Self {
-        Counting {
-            inner,
-            count: 0,
-            hasher: Sha256::new(),
-        }
-    }
-}
-
-impl<W: Write> Write for Counting<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.count += n as u64;
-        Ok(n)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
-}
-
 struct Writer<W> {
-    out: Counting<W>,
+    out: HashingWriter<W>,
     central: Vec<u8>,
     time: DosTime,
     entries: u64,
@@ -303,7 +271,7 @@ impl<W: Write> Writer<W> {
             Some((_, compressed)) => (METHOD_DEFLATED, *compressed),
             None => (METHOD_STORED, prepared.size),
         };
-        let offset = self.out.count;
+        let offset = self.out.count();
         let too_large = || ZipWriteError::TooLarge {
             entry: entry.name.clone(),
         };
@@ -418,7 +386,7 @@ impl<W: Write> Writer<W> {
 
     fn finish(mut self) -> Result<(W, ZipSummary), ZipWriteError> {
         let write_err = |source| ZipWriteError::Write { source };
-        let cd_offset = self.out.count;
+        let cd_offset = self.out.count();
         let cd_size = self.central.len() as u64;
         let central = std::mem::take(&mut self.central);
         self.out.write_all(&central).map_err(write_err)?;
@@ -467,17 +435,13 @@ impl<W: Write> Writer<W> {
         put16(&mut tail, 0); // comment
         self.out.write_all(&tail).map_err(write_err)?;
         self.out.flush().map_err(write_err)?;
-        let Counting {
-            inner,
-            count,
-            hasher,
-        } = self.out;
+        let (inner, sha256, count) = self.out.finish_raw();
         Ok((
             inner,
             ZipSummary {
                 entries: self.entries as usize,
                 size: count,
-                sha256: hasher.finalize().into(),
+                sha256,
                 unzipped: self.unzipped,
             },
         ))

@@ -2,6 +2,7 @@
 
 use super::compressor::PIECE;
 use super::*;
+use sha2::{Digest, Sha256};
 use std::fs::File;
 use std::io::Cursor;
 
