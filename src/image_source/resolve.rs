@@ -221,19 +221,30 @@ fn pick_platform(image: &str, index: &Value, want: &Platform) -> Result<BlobRef,
     })
 }
 
+/// An index, manifest or config: always a JSON object (the config is built upon as one, so
+/// anything else would be refused here rather than trip up the code that extends it).
 fn parse_json(
     image: &str,
     what: &'static str,
     digest: &str,
     bytes: &[u8],
 ) -> Result<Value, ImageError> {
-    serde_json::from_slice(bytes).map_err(|e| ImageError::BadDocument {
+    let bad = |detail: String| ImageError::BadDocument {
         image: image.to_string(),
         what,
         digest: digest.to_string(),
-        detail: format!("it is not valid JSON ({e})"),
+        detail,
         hint: "the image is damaged; copy or save it again",
-    })
+    };
+    let value: Value =
+        serde_json::from_slice(bytes).map_err(|e| bad(format!("it is not valid JSON ({e})")))?;
+    if !value.is_object() {
+        return Err(bad("it is not a JSON object".into()));
+    }
+    if what == "config" && !(value["config"].is_null() || value["config"].is_object()) {
+        return Err(bad("its \"config\" field is not an object".into()));
+    }
+    Ok(value)
 }
 
 /// Reads a small blob (a config) whole, verified.
@@ -258,7 +269,74 @@ fn read_document(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::digest::sha256_digest;
+    use crate::image_source::Document;
     use serde_json::json;
+
+    /// A one-manifest image held in memory, with whatever config bytes the test gives.
+    struct Memory {
+        manifest: Vec<u8>,
+        config: Vec<u8>,
+    }
+
+    impl Memory {
+        fn with_config(config: &[u8]) -> Memory {
+            let manifest = json!({
+                "schemaVersion": 2,
+                "mediaType": OCI_MANIFEST,
+                "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                           "digest": sha256_digest(config), "size": config.len()},
+                "layers": [],
+            });
+            Memory {
+                manifest: serde_json::to_vec(&manifest).unwrap(),
+                config: config.to_vec(),
+            }
+        }
+    }
+
+    impl ImageStore for Memory {
+        fn name(&self) -> &str {
+            "mem:base"
+        }
+        fn root(&self) -> Result<Document, ImageError> {
+            Ok(Document {
+                media_type: OCI_MANIFEST.into(),
+                bytes: self.manifest.clone(),
+            })
+        }
+        fn manifest(&self, _: &BlobRef) -> Result<Document, ImageError> {
+            unreachable!("the root is a manifest")
+        }
+        fn open_blob(&self, _: &BlobRef) -> Result<Box<dyn Read + Send + '_>, ImageError> {
+            Ok(Box::new(&self.config[..]))
+        }
+    }
+
+    #[test]
+    fn configs_that_are_not_objects_are_refused_not_built_upon() {
+        let ok = br#"{"architecture":"amd64","os":"linux","config":{"Env":["A=1"]},"rootfs":{"type":"layers","diff_ids":[]}}"#;
+        let image = resolve(&Memory::with_config(ok), None).unwrap();
+        assert_eq!(image.config["config"]["Env"][0], "A=1");
+        for bad in [
+            &b"[1, 2]"[..],
+            br#""text""#,
+            br#"{"config": "x"}"#,
+            br#"{"config": [1]}"#,
+        ] {
+            let err = resolve(&Memory::with_config(bad), None).unwrap_err();
+            let text = err.to_string();
+            assert!(
+                matches!(err, ImageError::BadDocument { what: "config", .. }),
+                "{}: {text}",
+                String::from_utf8_lossy(bad)
+            );
+            assert!(
+                text.contains("mem:base") && text.contains("hint:"),
+                "{text}"
+            );
+        }
+    }
 
     #[test]
     fn picks_platforms_and_lists_the_present_ones() {
