@@ -17,7 +17,8 @@ impl<'f> FileRange<'f> {
         FileRange {
             file,
             pos: start,
-            end: start + len,
+            // Callers check ranges against the file; saturating keeps a bad one a short read.
+            end: start.saturating_add(len),
         }
     }
 }

@@ -2,7 +2,7 @@
 //! integrity check (size, CRC, the unzipped-size budget) applied to the bytes actually inflated.
 
 use std::collections::BTreeMap;
-use std::io::{self, Read, Seek, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::sync::{Arc, Mutex};
 
 use zip::{CompressionMethod, ZipArchive};
@@ -71,6 +71,8 @@ pub struct PlannedEntry {
 /// A layer zip, opened and checked entry by entry; contents are read later, on demand.
 pub struct ZipLayer<R> {
     pub name: String,
+    /// The zip file's length: no entry's data may run past it.
+    zip_len: u64,
     archive: ZipArchive<SharedReader<R>>,
     /// Every path of the layer (relative to the layer root), parents included, sorted by path bytes.
     pub entries: BTreeMap<String, PlannedEntry>,
@@ -102,6 +104,10 @@ impl<R: Read + Seek> ZipLayer<R> {
             detail: e.to_string(),
             hint: "check that this is a complete layer .zip (a truncated download or a file of another type gives this error)",
         };
+        let mut reader = reader;
+        let zip_len = reader
+            .seek(SeekFrom::End(0))
+            .map_err(|e| not_a_zip(e.into()))?;
         let reader = SharedReader(Arc::new(Mutex::new(reader)));
         let mut archive = open_archive(reader).map_err(not_a_zip)?;
         if archive.is_empty() {
@@ -119,6 +125,7 @@ impl<R: Read + Seek> ZipLayer<R> {
         }
         let mut layer = ZipLayer {
             name: name.to_string(),
+            zip_len,
             archive,
             entries: BTreeMap::new(),
             warnings: Vec::new(),
@@ -212,6 +219,33 @@ impl<R: Read + Seek> ZipLayer<R> {
             method,
         };
         drop(file);
+        // Entry data is later read by position, trusting these numbers: check them once here.
+        if data
+            .start
+            .checked_add(data.compressed)
+            .is_none_or(|end| end > self.zip_len)
+        {
+            return Err(LayerError::bad_entry(
+                &zip_name,
+                &shown,
+                format!(
+                    "declares {} bytes of data at offset {}, past the end of the zip ({} bytes)",
+                    data.compressed, data.start, self.zip_len
+                ),
+                "the archive is truncated or damaged; download or build it again",
+            ));
+        }
+        if method == ZipMethod::Stored && data.compressed != size {
+            return Err(LayerError::bad_entry(
+                &zip_name,
+                &shown,
+                format!(
+                    "is stored uncompressed but declares {size} bytes and {} bytes of data",
+                    data.compressed
+                ),
+                "the archive is damaged; download or build it again",
+            ));
+        }
 
         let path = norm.path.clone();
         let (kind, mode) = if norm.trailing_slash || file_type == S_IFDIR {
@@ -582,6 +616,40 @@ fn duplicate_names<R: Read + Seek>(reader: &mut R, start: u64) -> Vec<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A zip of one stored entry, with its declared compressed size (local and central header)
+    /// replaced by `compressed`.
+    fn stored_zip_declaring(compressed: u32) -> Vec<u8> {
+        let mut zw = zip::ZipWriter::new(io::Cursor::new(Vec::new()));
+        let opts =
+            zip::write::SimpleFileOptions::default().compression_method(CompressionMethod::Stored);
+        zw.start_file("data.bin", opts).unwrap();
+        zw.write_all(&[7u8; 100]).unwrap();
+        let mut bytes = zw.finish().unwrap().into_inner();
+        let at = |sig: &[u8; 4]| bytes.windows(4).position(|w| w == sig).unwrap();
+        let (local, central) = (at(b"PK\x03\x04"), at(b"PK\x01\x02"));
+        bytes[local + 18..local + 22].copy_from_slice(&compressed.to_le_bytes());
+        bytes[central + 20..central + 24].copy_from_slice(&compressed.to_le_bytes());
+        bytes
+    }
+
+    #[test]
+    fn entries_whose_declared_data_does_not_fit_are_refused() {
+        let open = |bytes: Vec<u8>| ZipLayer::open("t.zip", io::Cursor::new(bytes), u64::MAX);
+        assert!(open(stored_zip_declaring(100)).is_ok());
+        for (compressed, says) in [
+            (99, "declares 100 bytes and 99 bytes of data"),
+            (u32::MAX, "past the end of the zip"),
+        ] {
+            let err = open(stored_zip_declaring(compressed)).err().unwrap();
+            let text = err.to_string();
+            assert!(
+                matches!(&err, LayerError::BadEntry { entry, .. } if entry == "data.bin"),
+                "{text}"
+            );
+            assert!(text.contains(says) && text.contains("hint:"), "{text}");
+        }
+    }
 
     #[test]
     fn dos_time_is_read_as_utc() {
