@@ -335,9 +335,14 @@ fn start_push(
     let client = rt.block_on(async {
         if args.create_repository {
             let region = registries.ecr_region(target).await.ok_or_else(|| {
-                LayerError::Usage(
-                    "--create-repository needs a region: pass --region or set AWS_REGION".into(),
-                )
+                LayerError::Usage(if registries.forces_ecr() {
+                    "--create-repository needs a region: pass --region or set AWS_REGION".into()
+                } else {
+                    format!(
+                        "--create-repository creates Amazon ECR repositories, and {} is not an ECR registry host; drop the flag, or add --registry-auth ecr (with --region) if it is an ECR behind another name",
+                        target.registry
+                    )
+                })
             })?;
             if ensure_ecr_repository(registries.sdk().await, &region, &target.repository).await? {
                 info!("created ECR repository {} in {region}", target.repository);

@@ -56,11 +56,20 @@ impl Registries {
         ))
     }
 
-    /// The region whose ECR serves `image` (its host's, else --region / the default chain).
+    /// `--registry-auth ecr`: every registry is an ECR, whatever its host name.
+    pub fn forces_ecr(&self) -> bool {
+        self.auth == crate::cli::RegistryAuth::Ecr
+    }
+
+    /// The region whose ECR serves `image`: its host's, else, only under `--registry-auth ecr`
+    /// (an ECR behind another name), --region / the default chain. `None` for other registries.
     pub async fn ecr_region(&self, image: &ImageRef) -> Option<String> {
         match crate::registry::auth::ecr_region(&image.registry) {
             Some(r) => Some(r),
-            None => self.sdk().await.region().map(|r| r.to_string()),
+            None if self.forces_ecr() => {
+                self.sdk().await.region().map(|r| r.to_string())
+            }
+            None => None,
         }
     }
 }
