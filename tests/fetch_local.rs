@@ -244,6 +244,10 @@ fn a_later_zip_replaces_an_earlier_symlink_instead_of_writing_through_it() {
     }
 }
 
+/// DEST already holds `python -> ../outside` and the zip has a `python/` directory. The layer is
+/// built in a staging directory beside DEST; moving its `python/` onto the symlink fails (a
+/// directory cannot be renamed over a non-directory), so the fetch fails, naming that path, and
+/// leaves everything as it was: nothing written through the link, the link itself kept.
 #[test]
 fn fetch_never_writes_through_a_symlink_already_in_dest() {
     let tmp = TempDir::new().unwrap();
@@ -253,20 +257,20 @@ fn fetch_never_writes_through_a_symlink_already_in_dest() {
     fs::create_dir(&dest).unwrap();
     std::os::unix::fs::symlink("../outside", dest.join("python")).unwrap();
     let before = tree(tmp.path());
-    let (code, _, stderr) = fetch(&["good/stored.zip"], &dest);
+    let (code, stdout, stderr) = fetch(&["good/stored.zip"], &dest);
     assert!(
         list_all(&outside).is_empty(),
         "wrote through dest/python -> ../outside (exit {code}): {stderr}"
     );
-    if code == 0 {
-        assert_eq!(
-            tree(&dest)["python"].kind,
-            Kind::Dir,
-            "python left a symlink but fetch succeeded"
-        );
-    } else {
-        assert_eq!(code, 1, "{stderr}");
-        assert!(!stderr.contains("panicked"), "{stderr}");
-        assert_eq!(tree(tmp.path()), before, "failed fetch changed things");
-    }
+    assert_eq!(code, 1, "stdout: {stdout}\nstderr: {stderr}");
+    assert!(stdout.is_empty(), "stdout on failure: {stdout:?}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        stderr.contains(&dest.join("python").display().to_string()),
+        "the error does not name dest/python: {stderr}"
+    );
+    // Not asserted yet: a "\n  hint: " line. The error today is the bare
+    // "error: cannot read DEST/python: Not a directory (os error 20)".
+    assert_eq!(tree(tmp.path()), before, "failed fetch changed things");
+    assert_eq!(tree(&dest)["python"].kind, Kind::Symlink);
 }

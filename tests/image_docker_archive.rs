@@ -90,14 +90,7 @@ fn manifest_json_names_the_tag_and_the_blobs() {
 fn skopeo_reads_and_copies_the_archive_to_the_same_tree_as_the_oci_path() {
     let tmp = TempDir::new().unwrap();
     let (file, _) = build_archive(tmp.path(), ":myimg:v1");
-    let info = parse_json(&tool_ok(
-        "skopeo",
-        "skopeo",
-        &[
-            "inspect".to_string(),
-            format!("docker-archive:{}", file.display()),
-        ],
-    ));
+    let info = skopeo_inspect(&format!("docker-archive:{}", file.display()));
     assert_eq!(info["Architecture"], "amd64");
     assert_eq!(info["Layers"].as_array().unwrap().len(), ZIPS.len());
     let other = tmp.path().join("other");
@@ -156,14 +149,7 @@ fn archive_and_layout_share_config_and_layer_contents() {
 fn archive_without_tag_still_loads() {
     let tmp = TempDir::new().unwrap();
     let (file, _) = build_archive(tmp.path(), "");
-    let info = parse_json(&tool_ok(
-        "skopeo",
-        "skopeo",
-        &[
-            "inspect".to_string(),
-            format!("docker-archive:{}", file.display()),
-        ],
-    ));
+    let info = skopeo_inspect(&format!("docker-archive:{}", file.display()));
     assert_eq!(info["Layers"].as_array().unwrap().len(), ZIPS.len());
 }
 

@@ -45,15 +45,7 @@ fn skopeo_and_oci_image_tool_accept_the_layout() {
         &["infozip-symlinks.zip", "stored.zip"],
         &[],
     );
-    let out = tool_ok(
-        "skopeo",
-        "skopeo",
-        &[
-            "inspect".to_string(),
-            format!("oci:{}:v1", layout.display()),
-        ],
-    );
-    let info = parse_json(&out);
+    let info = skopeo_inspect(&format!("oci:{}:v1", layout.display()));
     assert_eq!(info["Digest"], digest.as_str());
     assert_eq!(info["Architecture"], "amd64");
     assert_eq!(info["Os"], "linux");
@@ -387,11 +379,7 @@ fn prefix_moves_contents_and_platform_sets_architecture() {
         b"from a\n"
     );
     assert!(!rootfs.join("opt").exists());
-    let info = parse_json(&tool_ok(
-        "skopeo",
-        "skopeo",
-        &["inspect".to_string(), format!("oci:{}:t", layout.display())],
-    ));
+    let info = skopeo_inspect(&format!("oci:{}:t", layout.display()));
     assert_eq!(info["Architecture"], "arm64");
     let (_, manifest) = manifest_for_tag(&layout, "t");
     assert_eq!(config_of(&layout, &manifest)["architecture"], "arm64");

@@ -471,11 +471,7 @@ fn go_and_umoci_decoders_accept_spliced_layers() {
     let ours = layers(&layout);
     let reference = format!("oci:{}:{TAG}", layout.display());
 
-    let info = parse_json(&tool_ok(
-        "skopeo",
-        "skopeo",
-        &["inspect", reference.as_str()],
-    ));
+    let info = skopeo_inspect(&reference);
     assert_eq!(info["Digest"], digest.as_str());
     let listed: Vec<&str> = info["Layers"]
         .as_array()

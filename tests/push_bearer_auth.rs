@@ -6,7 +6,10 @@
 mod support;
 
 use support::fault_proxy::{BEARER_SERVICE, BearerProxy, TokenRequest};
-use support::registry::{PushHome, Registry, digest_of, push_args};
+use support::registry::{
+    PushHome, Registry, basic_auth_secrets, digest_of, push_args, write_docker_config,
+};
+use support::tools::assert_no_secrets;
 
 fn start() -> (Registry, BearerProxy) {
     let reg = Registry::start();
@@ -133,7 +136,9 @@ fn anonymous_zip_through_a_bearer_challenge_uses_a_pull_token() {
 
 #[test]
 fn the_bearer_token_never_reaches_stdout_or_stderr() {
-    let (reg, proxy) = start();
+    // Anonymous: layerport never sees the registry's password (only the proxy holds it), so only
+    // the token is looked for here; credentials from a Docker config are checked below.
+    let (_reg, proxy) = start();
     let home = PushHome::default();
     let host = proxy.host();
     let token = proxy.token();
@@ -148,18 +153,7 @@ fn the_bearer_token_never_reaches_stdout_or_stderr() {
         stderr.to_ascii_lowercase().contains("debug"),
         "-vv gave no debug output: {stderr}"
     );
-    assert!(
-        !stdout.contains(&token),
-        "the token leaked to stdout: {stdout}"
-    );
-    assert!(
-        !stderr.contains(&token),
-        "the token leaked to stderr: {stderr}"
-    );
-    assert!(
-        !stderr.contains(&reg.password),
-        "the registry password leaked"
-    );
+    assert_no_secrets(&[&token], &[&stdout, &stderr]);
 
     let args = vec![
         "-vv".to_string(),
@@ -172,12 +166,47 @@ fn the_bearer_token_never_reaches_stdout_or_stderr() {
     ];
     let (code, stdout, stderr) = home.run(&[&host], &args);
     assert_eq!(code, 0, "zip failed\nstdout: {stdout}\nstderr: {stderr}");
-    assert!(
-        !stdout.contains(&token),
-        "the token leaked to stdout: {stdout}"
+    assert_no_secrets(&[&token], &[&stdout, &stderr]);
+}
+
+#[test]
+fn docker_config_credentials_for_a_bearer_registry_never_reach_stdout_or_stderr() {
+    let (reg, proxy) = start();
+    let home = PushHome::default();
+    let host = proxy.host();
+    write_docker_config(
+        &home.docker_dir(),
+        &[(host.clone(), reg.user.clone(), reg.password.clone())],
     );
+    let mut secrets = basic_auth_secrets(&reg.user, &reg.password);
+    secrets.push(proxy.token());
+
+    let target = format!("{host}/creds/app:v1");
+    let mut args = vec!["-vv".to_string()];
+    args.extend(push_args(&["deps.zip"], None, &target));
+    let (code, stdout, stderr) = home.run(&[&host], &args);
+    assert_eq!(code, 0, "push failed\nstdout: {stdout}\nstderr: {stderr}");
     assert!(
-        !stderr.contains(&token),
-        "the token leaked to stderr: {stderr}"
+        stderr.to_ascii_lowercase().contains("debug"),
+        "-vv gave no debug output: {stderr}"
     );
+    // The Docker config's credentials were really used: Basic, to the token endpoint.
+    let tokens = proxy.token_requests();
+    assert!(!tokens.is_empty(), "the token endpoint was never asked");
+    for t in &tokens {
+        assert_eq!(t.service, BEARER_SERVICE, "{t:?}");
+        assert_eq!(
+            t.basic_user.as_deref(),
+            Some(reg.user.as_str()),
+            "a token request without the Docker config's credentials: {t:?}"
+        );
+    }
+    assert_forwarded(&proxy);
+    assert_no_secrets(&secrets, &[&stdout, &stderr]);
+
+    let args = ["-vv", "zip", target.as_str(), "-o", "x.zip"];
+    let (code, stdout, stderr) = home.run(&[&host], &args);
+    assert_eq!(code, 0, "zip failed\nstdout: {stdout}\nstderr: {stderr}");
+    assert_eq!(stdout.trim(), "x.zip");
+    assert_no_secrets(&secrets, &[&stdout, &stderr]);
 }

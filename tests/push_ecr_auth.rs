@@ -14,8 +14,8 @@ use serde_json::json;
 
 use support::fake_aws::{FakeAws, Fault, RecordedRequest};
 use support::fault_proxy::FaultProxy;
-use support::registry::{PushHome, Registry, push_args, write_docker_config};
-use support::tools::sha256_hex;
+use support::registry::{PushHome, Registry, basic_auth_secrets, push_args, write_docker_config};
+use support::tools::{assert_no_secrets, sha256_hex};
 
 const ECR_PASSWORD: &str = "ECR-token-password-7c1e9b2a-doNotLeak";
 const SECRET_KEY: &str = "SECRETKEYlayerportECRTEST0123456789";
@@ -69,6 +69,54 @@ fn refused_or_missing_credentials_name_the_registry_and_the_fix() {
 }
 
 #[test]
+fn docker_config_credentials_never_reach_stdout_or_stderr_even_at_debug_verbosity() {
+    let reg = Registry::start();
+    let home = PushHome::default();
+    let host = reg.host();
+    reg.docker_config(&home.docker_dir(), &[]);
+    let secrets = basic_auth_secrets(&reg.user, &reg.password);
+
+    let target = format!("{host}/creds/app:v1");
+    let mut push = vec!["-vv".to_string()];
+    push.extend(push_args(&["deps.zip"], None, &target));
+    let (code, stdout, stderr) = home.run(&[&host], &push);
+    assert_eq!(code, 0, "push failed\nstdout: {stdout}\nstderr: {stderr}");
+    assert!(
+        stderr.to_ascii_lowercase().contains("debug"),
+        "-vv gave no debug output: {stderr}"
+    );
+    assert!(
+        reg.upload_requests_for("creds/app") > 0,
+        "nothing was uploaded with the Docker config's credentials"
+    );
+    assert_no_secrets(&secrets, &[&stdout, &stderr]);
+
+    // Pulling it back with the same credentials.
+    let zip = ["-vv", "zip", target.as_str(), "-o", "x.zip"];
+    let (code, stdout, stderr) = home.run(&[&host], &zip);
+    assert_eq!(code, 0, "zip failed\nstdout: {stdout}\nstderr: {stderr}");
+    assert_eq!(stdout.trim(), "x.zip");
+    assert_no_secrets(&secrets, &[&stdout, &stderr]);
+
+    // Refused credentials: the error path prints none of them either.
+    let wrong = "Wrong-Password-at-debug-0815";
+    write_docker_config(
+        &home.docker_dir(),
+        &[(host.clone(), reg.user.clone(), wrong.into())],
+    );
+    let mut push = vec!["-vv".to_string()];
+    push.extend(push_args(
+        &["deps.zip"],
+        None,
+        &format!("{host}/creds/app:v2"),
+    ));
+    let (code, stdout, stderr) = home.run(&[&host], &push);
+    assert_eq!(code, 1, "stdout: {stdout}\nstderr: {stderr}");
+    assert!(stderr.contains("hint:"), "no hint: {stderr}");
+    assert_no_secrets(&basic_auth_secrets(&reg.user, wrong), &[&stdout, &stderr]);
+}
+
+#[test]
 fn docker_credential_helpers_are_asked_for_the_registry() {
     let reg = Registry::start();
     let mut home = PushHome::default();
@@ -99,7 +147,10 @@ fn docker_credential_helpers_are_asked_for_the_registry() {
         let args = push_args(&["deps.zip"], None, &format!("{host}/app:v{n}"));
         let (code, stdout, stderr) = home.run(&[&host], &args);
         assert_eq!(code, 0, "push with {config} failed: {stderr}");
-        assert!(!stderr.contains(&reg.password) && !stdout.contains(&reg.password));
+        assert_no_secrets(
+            &basic_auth_secrets(&reg.user, &reg.password),
+            &[&stdout, &stderr],
+        );
         let asked = fs::read_to_string(&asked).unwrap_or_default();
         assert_eq!(
             asked.lines().filter(|l| l.contains(&host)).count(),
@@ -157,17 +208,10 @@ impl Ecr {
         args.extend(push_args(&[zip], None, &self.target(repo_tag)));
         args.extend(extra.iter().map(|s| s.to_string()));
         let out = self.home.run(&[&self.proxy.host()], &args);
-        self.assert_no_secrets(&out.1, &out.2);
-        out
-    }
-
-    fn assert_no_secrets(&self, stdout: &str, stderr: &str) {
         let mut secrets = self.fake.secret_strings();
         secrets.extend([SECRET_KEY.to_string(), SESSION_TOKEN.to_string()]);
-        for s in secrets.iter().filter(|s| s.len() >= 8) {
-            assert!(!stdout.contains(s.as_str()), "stdout leaks {s}: {stdout}");
-            assert!(!stderr.contains(s.as_str()), "stderr leaks {s}: {stderr}");
-        }
+        assert_no_secrets(&secrets, &[&out.1, &out.2]);
+        out
     }
 
     fn ecr_calls(&self, op: &str) -> Vec<RecordedRequest> {

@@ -117,6 +117,10 @@ fn zip_err(image: &str, out: &Path, args: &[&str]) -> String {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(stdout.is_empty(), "stdout on failure: {stdout}");
     assert!(!out.exists(), "{} written despite the error", out.display());
+    assert!(
+        stderr.contains("\n  hint: "),
+        "the error gives no hint\nstderr: {stderr}"
+    );
     stderr
 }
 

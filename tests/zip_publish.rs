@@ -10,9 +10,10 @@ use std::process::{Command, Output};
 use serde_json::Value;
 use support::fake_aws::{ACCOUNT, FakeAws, Fault, RecordedRequest};
 use support::images::*;
-use support::tools::sha256_hex;
+use support::tools::{assert_no_secrets, sha256_hex};
 
 const REGION: &str = "eu-west-1";
+const SECRET_KEY: &str = "SECRETKEYlayerportTEST0123456789";
 
 fn layer_arn(name: &str) -> String {
     format!("arn:aws:lambda:{REGION}:{ACCOUNT}:layer:{name}")
@@ -43,8 +44,13 @@ impl Env {
 
     /// The binary with an environment that reaches only the fake.
     fn run(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_layerport"))
-            .args(args)
+        self.cmd(args).output().unwrap()
+    }
+
+    /// The command `run` runs, for a test that changes its environment.
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_layerport"));
+        c.args(args)
             .current_dir(self.home.path())
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
@@ -52,15 +58,14 @@ impl Env {
             .env("AWS_ENDPOINT_URL", self.fake.endpoint())
             .env("AWS_REGION", REGION)
             .env("AWS_ACCESS_KEY_ID", "AKIDLAYERPORTTEST")
-            .env("AWS_SECRET_ACCESS_KEY", "SECRETKEYlayerportTEST0123456789")
+            .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
             .env("AWS_CONFIG_FILE", self.path("no-aws-config"))
             .env(
                 "AWS_SHARED_CREDENTIALS_FILE",
                 self.path("no-aws-credentials"),
             )
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .output()
-            .unwrap()
+            .env("AWS_EC2_METADATA_DISABLED", "true");
+        c
     }
 
     /// Lambda and S3 calls since `from` (an index into `requests()`).
@@ -84,6 +89,10 @@ fn failed(o: &Output) -> String {
         o.stdout.is_empty(),
         "stdout on failure: {}",
         String::from_utf8_lossy(&o.stdout)
+    );
+    assert!(
+        stderr.contains("\n  hint: "),
+        "the error gives no hint\nstderr: {stderr}"
     );
     stderr
 }
@@ -367,8 +376,10 @@ fn errors_name_the_missing_permissions() {
         "{err}"
     );
 
-    let o = Command::new(env!("CARGO_BIN_EXE_layerport"))
-        .args([
+    // No credentials anywhere: the usual environment without the key pair (its config and
+    // credentials files do not exist, and IMDS is off).
+    let o = env
+        .cmd(&[
             "zip",
             &image,
             "-o",
@@ -376,13 +387,8 @@ fn errors_name_the_missing_permissions() {
             "--publish",
             "deps",
         ])
-        .env_clear()
-        .env("HOME", env.home.path())
-        .env("AWS_ENDPOINT_URL", env.fake.endpoint())
-        .env("AWS_REGION", REGION)
-        .env("AWS_CONFIG_FILE", env.path("none"))
-        .env("AWS_SHARED_CREDENTIALS_FILE", env.path("none"))
-        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
         .output()
         .unwrap();
     let err = failed(&o);
@@ -433,4 +439,92 @@ fn errors_name_the_missing_permissions() {
         "{err}"
     );
     assert!(env.fake.layer_versions(&layer_arn("big")).is_empty());
+}
+
+#[test]
+fn no_secret_reaches_stdout_or_stderr_when_publishing_through_s3_at_debug_verbosity() {
+    const SESSION_TOKEN: &str = "SESSIONTOKENlayerportPUBLISHTEST";
+    let env = Env::new();
+    let data = noise(51 * 1024 * 1024, 7);
+    let mut img = Img::new(
+        "amd64",
+        vec![layer_tar(&[dir("opt/"), E::File("opt/blob", 0o644, data)])],
+    );
+    img.store = Store::Tar;
+    let image = env.image("big", &img);
+    env.fake.add_s3_bucket("uploads");
+    // Temporary credentials, so a session token is on the wire too.
+    let publish = |out: &str| {
+        env.cmd(&[
+            "-vv",
+            "zip",
+            &image,
+            "-o",
+            &zip_path(&env, out),
+            "--publish",
+            "big",
+            "--s3-bucket",
+            "uploads",
+        ])
+        .env("AWS_SESSION_TOKEN", SESSION_TOKEN)
+        .output()
+        .unwrap()
+    };
+    let version_arn = format!("{}:1", layer_arn("big"));
+
+    // Published through S3 PutObject; the PublishLayerVersion answer holds a presigned URL.
+    let first = publish("first.zip");
+    assert_eq!(ok(&first).trim(), version_arn);
+    let put: Vec<RecordedRequest> = env
+        .fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.service.as_deref() == Some("s3"))
+        .collect();
+    assert_eq!(put.len(), 1, "{put:?}");
+    assert_eq!(
+        put[0].header("x-amz-security-token"),
+        Some(SESSION_TOKEN),
+        "the upload was not signed with the session token"
+    );
+
+    // The same content again: GetLayerVersion's answer holds a presigned URL too.
+    let seen = env.fake.requests().len();
+    let second = publish("second.zip");
+    assert_eq!(ok(&second).trim(), version_arn);
+    let calls = env.calls_since(seen);
+    assert_eq!(publishes(&calls), 0, "{calls:?}");
+    assert!(
+        calls
+            .iter()
+            .any(|r| r.method == "GET" && r.path.ends_with("/versions/1")),
+        "{calls:?}"
+    );
+
+    let mut secrets = env.fake.secret_strings();
+    secrets.extend([SECRET_KEY.to_string(), SESSION_TOKEN.to_string()]);
+    let signature = env
+        .fake
+        .presign_signature(&version_arn)
+        .expect("the published version has a presigned URL");
+    secrets.push(signature);
+    for o in [&first, &second] {
+        let stdout = String::from_utf8_lossy(&o.stdout);
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            stderr.to_ascii_lowercase().contains("debug"),
+            "-vv gave no debug output: {stderr}"
+        );
+        assert_no_secrets(&secrets, &[&stdout, &stderr]);
+        for part in [
+            "X-Amz-Signature",
+            "X-Amz-Credential",
+            "X-Amz-Security-Token",
+        ] {
+            assert!(
+                !stdout.contains(part) && !stderr.contains(part),
+                "a presigned URL's query ({part}) reached the output\nstdout: {stdout}\nstderr: {stderr}"
+            );
+        }
+    }
 }

@@ -534,6 +534,13 @@ pub fn write_docker_config(dir: &Path, entries: &[(String, String, String)]) -> 
     dir.to_path_buf()
 }
 
+/// What Basic credentials `user`/`password` look like in any output: the password, the base64 of
+/// `user:password` and the whole `Basic …` header value, for `tools::assert_no_secrets`.
+pub fn basic_auth_secrets(user: &str, password: &str) -> Vec<String> {
+    let b64 = B64.encode(format!("{user}:{password}"));
+    vec![password.to_string(), format!("Basic {b64}"), b64]
+}
+
 /// A port nobody listens on right now (bound on 127.0.0.1:0, then released).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

@@ -74,6 +74,32 @@ pub fn run_ok<S: AsRef<OsStr>>(args: &[S]) -> String {
     stdout
 }
 
+/// Secrets shorter than this are not looked for: they could occur in any output by chance.
+pub const MIN_SECRET_LEN: usize = 8;
+
+/// Asserts that none of `secrets` (those of at least `MIN_SECRET_LEN` chars) occurs in any of
+/// `outputs` (stdout, stderr, ...). Panics when no secret is left to look for, so a check that
+/// cannot fail does not pass silently.
+pub fn assert_no_secrets<S: AsRef<str>>(secrets: &[S], outputs: &[&str]) {
+    let secrets: Vec<&str> = secrets
+        .iter()
+        .map(|s| s.as_ref())
+        .filter(|s| s.len() >= MIN_SECRET_LEN)
+        .collect();
+    assert!(
+        !secrets.is_empty(),
+        "no secret of at least {MIN_SECRET_LEN} chars to look for"
+    );
+    for (i, out) in outputs.iter().enumerate() {
+        for s in &secrets {
+            assert!(
+                !out.contains(s),
+                "secret {s:?} leaked into output #{i}:\n{out}"
+            );
+        }
+    }
+}
+
 /// Panics (never skips) when an external tool the test needs is not installed.
 pub fn require_tool(name: &str, debian_package: &str) {
     let found = std::env::var_os("PATH")
@@ -100,6 +126,12 @@ pub fn tool_ok<S: AsRef<OsStr>>(name: &str, package: &str, args: &[S]) -> String
         "{cmd:?} failed\nstdout: {stdout}\nstderr: {stderr}"
     );
     stdout
+}
+
+/// `skopeo inspect REFERENCE` (e.g. `oci:DIR:TAG`, `docker-archive:FILE`) must succeed: its JSON
+/// summary (Digest, Architecture, Os, Layers, ...). Registries with credentials: `Registry::inspect`.
+pub fn skopeo_inspect(reference: &str) -> Value {
+    parse_json(&tool_ok("skopeo", "skopeo", &["inspect", reference]))
 }
 
 /// Raw stdout bytes of an external tool that must succeed (e.g. `unzip -p`).
