@@ -6,6 +6,7 @@
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::unix::fs::FileExt;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 
@@ -157,7 +158,11 @@ pub fn write_gzip<W: Write>(
                         worker.unpack(entry, *slot);
                         continue;
                     }
-                    let result = worker.run(&jobs[index], &mut out);
+                    // A bug becomes this job's error (exit 1, with a message), not a panic of
+                    // the whole scope.
+                    let result =
+                        catch_unwind(AssertUnwindSafe(|| worker.run(&jobs[index], &mut out)))
+                            .unwrap_or_else(|_| Err(Stop::Failed(bug())));
                     let last = match result {
                         Ok(()) => Msg::Done,
                         Err(Stop::Failed(e)) => Msg::Failed(e),
@@ -236,6 +241,13 @@ fn assemble<W: Write>(
             diff_id: format_digest(&diff.finalize()),
             tar_size,
         },
+    ))
+}
+
+/// What a compression thread that panicked reports.
+pub(crate) fn bug() -> LayerError {
+    LayerError::WriteOutput(io::Error::other(
+        "a compression thread failed unexpectedly (a bug in layerport; please report it)",
     ))
 }
 

@@ -20,6 +20,9 @@ pub(super) struct Unpacks {
     slots: Mutex<Vec<Progress>>,
     /// Signalled whenever an unpack passes a job boundary or ends.
     progressed: Condvar,
+    /// How many times a waiter went to sleep: lets tests end an unpack only once jobs wait on it.
+    #[cfg(test)]
+    sleeps: std::sync::atomic::AtomicUsize,
 }
 
 struct Progress {
@@ -40,6 +43,8 @@ enum Failure {
         hint: String,
     },
     Scratch(io::ErrorKind, String),
+    /// A panic, or an error inflating cannot produce: a bug.
+    Bug,
     /// The unpack did not run: the layer already failed elsewhere.
     Abandoned,
 }
@@ -51,7 +56,8 @@ impl Failure {
             LayerError::Scratch { source, .. } => {
                 Failure::Scratch(source.kind(), source.to_string())
             }
-            other => Failure::Scratch(io::ErrorKind::Other, other.to_string()),
+            // Inflating fails only on the entry or the scratch file.
+            _ => Failure::Bug,
         }
     }
 
@@ -63,6 +69,7 @@ impl Failure {
             Failure::Scratch(kind, message) => {
                 scratch_error(entry, io::Error::new(*kind, message.clone()))
             }
+            Failure::Bug => super::bug(),
             Failure::Abandoned => {
                 LayerError::WriteOutput(io::Error::other("stopped after an earlier failure"))
             }
@@ -104,6 +111,8 @@ impl Unpacks {
         Unpacks {
             slots: Mutex::new(slots),
             progressed: Condvar::new(),
+            #[cfg(test)]
+            sleeps: Default::default(),
         }
     }
 
@@ -149,11 +158,7 @@ impl Unpacks {
                 Ok(())
             })
         }))
-        .unwrap_or_else(|_| {
-            Err(LayerError::WriteOutput(io::Error::other(
-                "a compression thread failed unexpectedly (a bug in layerport; please report it)",
-            )))
-        });
+        .unwrap_or_else(|_| Err(super::bug()));
         self.end(slot, outcome.map_err(Failure::from_error));
     }
 
@@ -178,6 +183,9 @@ impl Unpacks {
                 let file = progress.file.as_ref().expect("written bytes are in a file");
                 return Ok(Arc::clone(file));
             }
+            #[cfg(test)]
+            self.sleeps
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             slots = self
                 .progressed
                 .wait(slots)
@@ -282,6 +290,10 @@ mod tests {
                     s.spawn(move || unpacks.wait(slot, 5, src, e).unwrap_err().to_string())
                 })
                 .collect();
+            // End them only once all three are asleep, so that it is the wake-up that frees them.
+            while unpacks.sleeps.load(std::sync::atomic::Ordering::SeqCst) < 3 {
+                std::thread::yield_now();
+            }
             unpacks.run(0, &e, |_| {
                 Err(LayerError::bad_entry(
                     "layer.zip",
