@@ -32,7 +32,7 @@ impl ZipCache {
     }
 
     pub fn path_for(&self, sha: &[u8; 32]) -> PathBuf {
-        let hex: String = sha.iter().map(|b| format!("{b:02x}")).collect();
+        let hex = crate::digest::hex(sha);
         self.dir().join(format!("{hex}.zip"))
     }
 

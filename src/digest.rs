@@ -51,10 +51,15 @@ impl<W: Write> Write for HashingWriter<W> {
 }
 
 pub fn format_digest(raw: &[u8]) -> String {
-    let mut s = String::with_capacity(7 + raw.len() * 2);
-    s.push_str("sha256:");
+    format!("sha256:{}", hex(raw))
+}
+
+/// Lowercase hex of `raw`.
+pub fn hex(raw: &[u8]) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::with_capacity(raw.len() * 2);
     for b in raw {
-        s.push_str(&format!("{b:02x}"));
+        let _ = write!(s, "{b:02x}");
     }
     s
 }

@@ -12,7 +12,8 @@
 //!
 //! The trait is synchronous like the rest of the core: an async client bridges with
 //! `runtime.block_on(...)` (the zip command calls stores from plain threads, never inside a runtime).
-//! The plug-in point is `open_store` in `commands/zip.rs`, which today refuses `ImageSpec::Registry`.
+//! The plug-in point is `open_store` in `commands/zip.rs`: local specs go to [`open_local`],
+//! registry references to `registry::store::RegistryStore`.
 //!
 //! Everything above the trait (platform choice, config, layer order, decompression, diff_id checks)
 //! is shared by all stores, so the same image gives the same layers — and the same zip — from any of them.
@@ -27,7 +28,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::digest::format_digest;
+use crate::digest::{format_digest, sha256_digest};
 
 pub use archive::DockerArchiveStore;
 pub use layout::OciLayoutStore;
@@ -201,8 +202,8 @@ impl ImageSpec {
     }
 }
 
-/// Opens a local store (OCI layout or docker archive). A registry reference is refused until the
-/// registry store lands; it will implement [`ImageStore`] too.
+/// Opens a local store (OCI layout or docker archive). A registry reference is refused: registries
+/// are read through `registry::store::RegistryStore`, which needs the async client and auth.
 pub fn open_local(spec: &ImageSpec) -> Result<Box<dyn ImageStore>, ImageError> {
     match spec {
         ImageSpec::OciLayout { dir, tag } => {
@@ -265,7 +266,7 @@ pub(crate) fn io_error(err: io::Error, image: &str, digest: &str) -> ImageError 
 
 /// Checks a whole document against the digest (and size) its descriptor gave.
 pub fn check_document(image: &str, blob: &BlobRef, bytes: &[u8]) -> Result<(), ImageError> {
-    let actual = format_digest(&Sha256::digest(bytes));
+    let actual = sha256_digest(bytes);
     let size_ok = blob.size.is_none_or(|s| s == bytes.len() as u64);
     if actual != blob.digest || !size_ok {
         return Err(ImageError::DigestMismatch {
@@ -420,7 +421,7 @@ mod tests {
     use super::*;
 
     fn digest_of(bytes: &[u8]) -> String {
-        format_digest(&Sha256::digest(bytes))
+        sha256_digest(bytes)
     }
 
     #[test]

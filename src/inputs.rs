@@ -71,6 +71,6 @@ pub fn source_for(label: String, sha: &[u8; 32]) -> LayerSource {
     LayerSource {
         label,
         code_sha256: base64::engine::general_purpose::STANDARD.encode(sha),
-        sha256_hex: sha.iter().map(|b| format!("{b:02x}")).collect(),
+        sha256_hex: crate::digest::hex(sha),
     }
 }

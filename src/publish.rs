@@ -251,7 +251,7 @@ pub fn s3_key(layer_name: &str, sha256: &[u8; 32]) -> String {
             }
         })
         .collect();
-    let hex: String = sha256.iter().map(|b| format!("{b:02x}")).collect();
+    let hex = crate::digest::hex(sha256);
     format!("layerport/{safe}/{hex}.zip")
 }
 

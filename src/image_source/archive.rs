@@ -15,7 +15,7 @@ use super::{
     BlobRef, Compression, Document, ImageError, ImageStore, OCI_CONFIG, OCI_MANIFEST,
     VerifyingReader, check_digest, io_error, sniff_compression,
 };
-use crate::digest::format_digest;
+use crate::digest::{format_digest, sha256_digest};
 
 const OCI_LAYER_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
 const OCI_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
@@ -262,7 +262,7 @@ impl Legacy {
             .ok_or_else(|| source("manifest.json has no Config".into(), damaged))?;
         let config = read_member(&members, &image, &config_rel)?
             .ok_or_else(|| missing("config", &config_rel))?;
-        let config_digest = format_digest(&Sha256::digest(&config));
+        let config_digest = sha256_digest(&config);
         let diff_ids: Vec<String> = serde_json::from_slice::<Value>(&config)
             .ok()
             .and_then(|c| c["rootfs"]["diff_ids"].as_array().cloned())

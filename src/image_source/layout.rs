@@ -13,7 +13,7 @@ use super::{
 };
 use crate::digest::hex_part;
 
-pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
+pub use crate::oci_layout::REF_NAME;
 
 /// A member's bytes and its size.
 pub(crate) type Member<'a> = (Box<dyn Read + Send + 'a>, u64);

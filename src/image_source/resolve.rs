@@ -4,13 +4,12 @@
 use std::io::Read;
 
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 use super::{
     BlobRef, DOCKER_LIST, DOCKER_MANIFEST, ImageError, ImageStore, MAX_DOCUMENT_BYTES, OCI_INDEX,
     OCI_MANIFEST, check_digest, descriptor, io_error, too_big,
 };
-use crate::digest::format_digest;
+use crate::digest::sha256_digest;
 use crate::platform::Platform;
 
 /// One layer to apply: its blob as stored and the digest of its uncompressed tar (`diff_id`).
@@ -52,14 +51,14 @@ pub fn resolve(
         }
         DocKind::Manifest => (
             root_value,
-            format_digest(&Sha256::digest(&root.bytes)),
+            sha256_digest(&root.bytes),
             root.media_type.clone(),
         ),
         DocKind::Other => {
             return Err(ImageError::BadDocument {
                 image,
                 what: "document",
-                digest: format_digest(&Sha256::digest(&root.bytes)),
+                digest: sha256_digest(&root.bytes),
                 detail: format!(
                     "media type {:?} is neither an image index nor an image manifest",
                     root.media_type

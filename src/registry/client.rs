@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 use tracing::{debug, warn};
 
-use crate::digest::format_digest;
+use crate::digest::{format_digest, sha256_digest};
 use crate::download::RetryPolicy;
 use crate::progress::{FileBodyStream, Progress};
 use crate::redact::{http_error, url_for_log};
@@ -490,7 +490,7 @@ impl RegistryClient {
             .bytes()
             .await
             .map_err(|e| self.network_error("manifest fetch", &e))?;
-        let digest = format_digest(&Sha256::digest(&bytes));
+        let digest = sha256_digest(&bytes);
         if reference.starts_with("sha256:") && reference != digest {
             return Err(RegistryError::DigestMismatch {
                 registry: self.registry.clone(),
