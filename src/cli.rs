@@ -12,7 +12,8 @@ use crate::layer_zip::LAMBDA_UNZIPPED_LIMIT;
     version,
     about = "Move AWS Lambda layers between zip and OCI image packagings",
     long_about = "Move AWS Lambda layers between their two packagings: layer zips (by ARN or local file) \
-                  become OCI tar+gzip layers rooted at /opt, written as OCI layouts or docker archives.\n\n\
+                  become OCI tar+gzip layers rooted at /opt, pushed to a registry (such as Amazon ECR) or \
+                  written as OCI layouts or docker archives; and an image's /opt becomes a layer zip again.\n\n\
                   stdout carries data only (digests, paths, JSON); messages go to stderr."
 )]
 pub struct Cli {

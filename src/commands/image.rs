@@ -1,4 +1,5 @@
-//! `layerport image`: layer zips → one OCI layer each (or one with --squash) → OCI layout or docker archive.
+//! `layerport image`: layer zips → one OCI layer each (or one with --squash) → pushed to a registry,
+//! or written as an OCI layout or docker archive.
 
 use std::fs::{self, File};
 use std::io::BufWriter;

@@ -66,9 +66,7 @@ impl Registries {
     pub async fn ecr_region(&self, image: &ImageRef) -> Option<String> {
         match crate::registry::auth::ecr_region(&image.registry) {
             Some(r) => Some(r),
-            None if self.forces_ecr() => {
-                self.sdk().await.region().map(|r| r.to_string())
-            }
+            None if self.forces_ecr() => self.sdk().await.region().map(|r| r.to_string()),
             None => None,
         }
     }

@@ -125,7 +125,7 @@ pub fn run(global: &GlobalArgs, args: &ZipArgs) -> Result<()> {
         None => None,
     };
 
-    let hex: String = summary.sha256.iter().map(|b| format!("{b:02x}")).collect();
+    let hex = crate::digest::hex(&summary.sha256);
     if global.json {
         let mut doc = json!({
             "zip": args.output.display().to_string(),
@@ -161,8 +161,8 @@ fn open_store(global: &GlobalArgs, spec: &ImageSpec) -> Result<Box<dyn ImageStor
     let ImageSpec::Registry(reference) = spec else {
         return Ok(image_source::open_local(spec)?);
     };
-    let image = ImageRef::parse(reference.strip_prefix("docker://").unwrap_or(reference))
-        .map_err(LayerError::Usage)?;
+    // `ImageSpec::parse` has already taken off any `docker://`.
+    let image = ImageRef::parse(reference).map_err(LayerError::Usage)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -219,9 +219,10 @@ impl Shared {
                 ))
             });
             let mut state = self.lock();
-            let Some(slots) = state.jobs.get_mut(&content) else {
-                continue;
-            };
+            let slots = state
+                .jobs
+                .get_mut(&content)
+                .expect("queued contents have their slots");
             slots[piece as usize] = Some(result);
             let complete = slots.iter().all(Option::is_some);
             if complete && state.awaited == Some(content) {
@@ -281,7 +282,7 @@ impl Deflater {
         )
         .map_err(|e| Failure::Read(e.kind(), e.to_string()))?;
         let (dictionary, plain) = self.plain.split_at(dict_len as usize);
-        // A fresh state per piece: zlib-rs's reset costs more than a new one.
+        // A fresh state per piece (with zlib-rs it measured no slower than a reset here).
         let mut compress = Compress::new(Compression::new(DEFLATE_LEVEL), false);
         if !dictionary.is_empty() {
             compress
