@@ -5,8 +5,11 @@ deterministic, realistic Lambda layer, and prints the numbers the performance re
 Cases, in RUNS interleaved rounds (default 3; median wall time, worst peak RSS as GNU time sees it):
   layerport image [--recompress]   zip -> OCI layer, splicing the zip's deflate streams (or gzip -6 afresh)
   unzip+tar+gzip -6, +pigz -6      what a user would otherwise run
+  unzip alone, tar+gzip/pigz alone those pipelines' parts (the tree unzipped untimed for the latter)
   layerport zip --threads 1, 2     OCI layer -> layer zip; the two zips must be byte-identical
-First it checks that the spliced and the recompressed blobs decompress to the same tar.
+First it checks that the spliced and the recompressed blobs decompress to the same tar; every round
+checks that `layerport image` wrote the same blob again, and at the end the zip of the recompressed
+image must equal the zip of the spliced one.
 
 The requirement is about a numpy+pandas+requests layer (about 110 MB unzipped, 30 MB zipped), so that
 is the layer: the real wheels (CPython 3.12, manylinux x86_64, with dependencies) unpacked into python/
@@ -226,6 +229,10 @@ def main() -> None:
             "layerport image --recompress": ("rm -rf out2", f"{lp} image layer.zip --recompress --oci-layout out2:bench >/dev/null", "out2"),
             "unzip+tar+gzip -6": ("rm -rf x l.tgz && mkdir -p x/opt", "unzip -q layer.zip -d x/opt && tar -C x -cf - opt | gzip -6 > l.tgz", "l.tgz"),
             "unzip+tar+pigz -6": ("rm -rf x l2.tgz && mkdir -p x/opt", "unzip -q layer.zip -d x/opt && tar -C x -cf - opt | pigz -6 > l2.tgz", "l2.tgz"),
+            # The pipelines' parts alone, the tree unzipped beforehand (untimed) for the last two.
+            "unzip alone": ("rm -rf x && mkdir -p x/opt", "unzip -q layer.zip -d x/opt", None),
+            "tar+gzip -6 alone": ("rm -rf x l3.tgz && mkdir -p x/opt && unzip -q layer.zip -d x/opt", "tar -C x -cf - opt | gzip -6 > l3.tgz", "l3.tgz"),
+            "tar+pigz -6 alone": ("rm -rf x l4.tgz && mkdir -p x/opt && unzip -q layer.zip -d x/opt", "tar -C x -cf - opt | pigz -6 > l4.tgz", "l4.tgz"),
             "layerport zip --threads 1": ("rm -f back1.zip", f"{lp} zip oci:out:bench -o back1.zip --threads 1 >/dev/null", "back1.zip"),
             "layerport zip --threads 2": ("rm -f back2.zip", f"{lp} zip oci:out:bench -o back2.zip --threads 2 >/dev/null", "back2.zip"),
         }
@@ -245,6 +252,7 @@ def main() -> None:
         if spliced != recompressed:
             sys.exit(f"FAIL: the spliced and the recompressed layers hold different tars ({spliced} != {recompressed})")
 
+        first_blob = layer_blob(os.path.join(work, "out"))
         times, rss = {name: [] for name in cases}, dict.fromkeys(cases, 0)
         for _ in range(RUNS):  # rounds, so that any drift of the machine hits every case alike
             for name in cases:
@@ -253,17 +261,26 @@ def main() -> None:
                 rss[name] = max(rss[name], r * 1024 / 1e6)
             if not filecmp.cmp(path("layerport zip --threads 1"), path("layerport zip --threads 2"), shallow=False):
                 sys.exit("FAIL: layerport zip wrote different zips with --threads 1 and --threads 2")
+            if layer_blob(os.path.join(work, "out")) != first_blob:
+                sys.exit("FAIL: layerport image wrote a different layer blob in another round")
+        # The recompressed layer holds the same tar, so it must give the very same zip.
+        run(f"{lp} zip oci:out2:bench -o back3.zip >/dev/null", work)
+        if not filecmp.cmp(path("layerport zip --threads 1"), os.path.join(work, "back3.zip"), shallow=False):
+            sys.exit("FAIL: the zips of the spliced and of the recompressed image differ")
         med = {name: statistics.median(t) for name, t in times.items()}
-        size = {name: os.path.getsize(path(name)) for name in cases}
+        size = {name: os.path.getsize(path(name)) for name in cases if cases[name][2]}
         base = med["layerport image"]
         print(f"machine: {cpu_model()}, {os.cpu_count()} cores")
         print(f"layer: {unzipped / 1e6:.1f} MB unzipped, {zip_size / 1e6:.1f} MB zip ({unzipped / zip_size:.2f}x), "
               f"{files} files, {source}; median of {RUNS} runs")
         print(f"{'case':30} {'median s':>9} {'vs image':>9} {'output MB':>10} {'out/zip':>8} {'peak RSS MB':>12}")
         for name in cases:
-            print(f"{name:30} {med[name]:9.2f} {med[name] / base:8.2f}x {size[name] / 1e6:10.1f} {size[name] / zip_size:8.3f} {rss[name]:12.1f}")
+            out = f"{size[name] / 1e6:10.1f} {size[name] / zip_size:8.3f}" if name in size else f"{'-':>10} {'-':>8}"
+            print(f"{name:30} {med[name]:9.2f} {med[name] / base:8.2f}x {out} {rss[name]:12.1f}")
         print(f"gzip pipeline / layerport image = {med['unzip+tar+gzip -6'] / base:.2f}x (target >= 8)")
         print(f"pigz pipeline / layerport image = {med['unzip+tar+pigz -6'] / base:.2f}x (target >= 4)")
+        print(f"tar+gzip -6 alone / layerport image = {med['tar+gzip -6 alone'] / base:.2f}x, "
+              f"tar+pigz -6 alone / layerport image = {med['tar+pigz -6 alone'] / base:.2f}x")
         print(f"layer / zip = {size['layerport image'] / zip_size:.3f} (target <= 1.02)")
         print(f"peak RSS layerport image = {rss['layerport image']:.0f} MB (target < 100)")
         print(f"zip --threads 1 / --threads 2 = {med['layerport zip --threads 1'] / med['layerport zip --threads 2']:.2f}x (target >= 1.8)")
