@@ -337,6 +337,30 @@ fn missing_repository_hints_create_repository_which_creates_it() {
 }
 
 #[test]
+fn create_repository_on_a_host_that_is_not_ecr_is_a_usage_error_that_creates_nothing() {
+    let ecr = Ecr::new();
+    // The registry answers on 127.0.0.1, not an ECR host, and nothing says it is an ECR: AWS
+    // credentials and a region are there, but no repository may be created with them.
+    let mut args = vec!["--region".to_string(), "us-east-1".to_string()];
+    args.extend(push_args(
+        &["deps.zip"],
+        None,
+        &ecr.target("team/new-fn:v1"),
+    ));
+    args.push("--create-repository".into());
+    let (code, stdout, stderr) = ecr.home.run(&[&ecr.proxy.host()], &args);
+    assert_eq!(code, 2, "stdout: {stdout}\nstderr: {stderr}");
+    assert!(stdout.is_empty(), "{stdout}");
+    assert!(
+        stderr.contains("not an ECR registry host") && stderr.contains("--registry-auth ecr"),
+        "{stderr}"
+    );
+    assert!(ecr.ecr_calls("DescribeRepositories").is_empty());
+    assert!(ecr.ecr_calls("CreateRepository").is_empty());
+    assert_eq!(ecr.reg.upload_requests(), 0);
+}
+
+#[test]
 fn immutable_tag_refuses_another_digest_and_accepts_the_same() {
     let ecr = Ecr::new();
     ecr.proxy.set_immutable_tags(true);
