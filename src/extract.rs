@@ -51,6 +51,8 @@ pub fn extract_into<R: Read + Seek>(
         }
         fs::rename(&root, dest).map_err(|e| LayerError::io(dest, e))?;
     } else {
+        // Everything that could stop the merge half-way is found before anything moves.
+        check_merge(&root, dest)?;
         merge_move(&root, dest)?;
     }
     let mut staging = staging;
@@ -130,6 +132,36 @@ fn ensure_real_parent(root: &Path, target: &Path) -> Result<()> {
             problem: "its parent is not a real directory inside the destination".into(),
             hint: "report this: the layer tree should have prevented it",
         });
+    }
+    Ok(())
+}
+
+/// Refuses a merge that would put one of `from`'s directories where `to` has a file or a symlink:
+/// a directory cannot replace those by rename, and a symlink is never written through.
+fn check_merge(from: &Path, to: &Path) -> Result<()> {
+    for item in fs::read_dir(from).map_err(|e| LayerError::io(from, e))? {
+        let item = item.map_err(|e| LayerError::io(from, e))?;
+        if !item.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        let dst = to.join(item.file_name());
+        match fs::symlink_metadata(&dst) {
+            Ok(meta) if meta.is_dir() => check_merge(&item.path(), &dst)?,
+            Ok(meta) => {
+                let what = if meta.file_type().is_symlink() {
+                    "a symlink"
+                } else {
+                    "a file"
+                };
+                return Err(LayerError::Output {
+                    what: "cannot extract a directory of the layers to",
+                    path: dst,
+                    problem: format!("the destination already has {what} there"),
+                    hint: "remove it from the destination, or fetch into an empty directory",
+                });
+            }
+            Err(_) => {}
+        }
     }
     Ok(())
 }

@@ -245,9 +245,9 @@ fn a_later_zip_replaces_an_earlier_symlink_instead_of_writing_through_it() {
 }
 
 /// DEST already holds `python -> ../outside` and the zip has a `python/` directory. The layer is
-/// built in a staging directory beside DEST; moving its `python/` onto the symlink fails (a
-/// directory cannot be renamed over a non-directory), so the fetch fails, naming that path, and
-/// leaves everything as it was: nothing written through the link, the link itself kept.
+/// built in a staging directory beside DEST; a directory cannot replace the symlink, so the fetch
+/// fails before moving anything, naming that path, and leaves everything as it was: nothing written
+/// through the link, the link itself kept.
 #[test]
 fn fetch_never_writes_through_a_symlink_already_in_dest() {
     let tmp = TempDir::new().unwrap();
@@ -269,8 +269,48 @@ fn fetch_never_writes_through_a_symlink_already_in_dest() {
         stderr.contains(&dest.join("python").display().to_string()),
         "the error does not name dest/python: {stderr}"
     );
-    // Not asserted yet: a "\n  hint: " line. The error today is the bare
-    // "error: cannot read DEST/python: Not a directory (os error 20)".
+    assert!(
+        stderr.contains("a symlink") && stderr.contains("\n  hint: "),
+        "{stderr}"
+    );
     assert_eq!(tree(tmp.path()), before, "failed fetch changed things");
     assert_eq!(tree(&dest)["python"].kind, Kind::Symlink);
+}
+
+/// The same conflict when the layer also brings other directories: without a check before anything
+/// moves, the directories met before `python/` were merged into DEST, and then the fetch failed.
+#[test]
+fn a_conflict_found_late_still_leaves_dest_as_it_was() {
+    use std::io::Write;
+    let tmp = TempDir::new().unwrap();
+    let zip_path = tmp.path().join("many.zip");
+    let mut zw = zip::ZipWriter::new(fs::File::create(&zip_path).unwrap());
+    for name in [
+        "a/1.txt",
+        "m/2.txt",
+        "python/3.txt",
+        "q1/4.txt",
+        "zzz/5.txt",
+    ] {
+        zw.start_file(name, zip::write::SimpleFileOptions::default())
+            .unwrap();
+        zw.write_all(name.as_bytes()).unwrap();
+    }
+    zw.finish().unwrap();
+    fs::create_dir(tmp.path().join("outside")).unwrap();
+    let dest = tmp.path().join("dest");
+    fs::create_dir(&dest).unwrap();
+    fs::write(dest.join("keep.txt"), "mine").unwrap();
+    std::os::unix::fs::symlink("../outside", dest.join("python")).unwrap();
+    let before = tree(tmp.path());
+    let args: Vec<OsString> = vec![
+        "fetch".into(),
+        zip_path.into_os_string(),
+        "--dest".into(),
+        dest.clone().into_os_string(),
+    ];
+    let (code, stdout, stderr) = run(&args);
+    assert_eq!(code, 1, "stdout: {stdout}\nstderr: {stderr}");
+    assert!(stderr.contains("\n  hint: "), "{stderr}");
+    assert_eq!(tree(tmp.path()), before, "failed fetch changed things");
 }
