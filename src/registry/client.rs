@@ -19,6 +19,7 @@ use tracing::{debug, warn};
 
 use crate::digest::{format_digest, sha256_digest};
 use crate::download::RetryPolicy;
+use crate::image_source::MAX_DOCUMENT_BYTES;
 use crate::progress::{FileBodyStream, Progress};
 use crate::redact::{http_error, url_for_log};
 use indicatif::ProgressBar;
@@ -86,6 +87,15 @@ pub enum RegistryError {
         digest: String,
         detail: String,
     },
+    #[error(
+        "{registry}/{repository}: the {what} is over {limit} bytes, too big for an image document\n  hint: check that the reference names an image"
+    )]
+    TooBig {
+        registry: String,
+        repository: String,
+        what: &'static str,
+        limit: u64,
+    },
     #[error("cannot use {path}: {source}")]
     Io {
         path: std::path::PathBuf,
@@ -94,6 +104,32 @@ pub enum RegistryError {
 }
 
 pub type Result<T, E = RegistryError> = std::result::Result<T, E>;
+
+/// A response body of at most `cap` bytes, read as it arrives; `None` if it is longer (a registry
+/// or something in between must not make us hold whatever it sends).
+async fn read_capped(mut r: reqwest::Response, cap: u64) -> reqwest::Result<Option<Vec<u8>>> {
+    let mut bytes = Vec::new();
+    while let Some(chunk) = r.chunk().await? {
+        if bytes.len() as u64 + chunk.len() as u64 > cap {
+            return Ok(None);
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(Some(bytes))
+}
+
+/// The start of an error response's body, for the message (which shows 300 characters of it).
+async fn error_body(r: reqwest::Response) -> String {
+    let mut r = r;
+    let mut bytes = Vec::new();
+    while bytes.len() < 4096 {
+        match r.chunk().await {
+            Ok(Some(chunk)) => bytes.extend_from_slice(&chunk),
+            _ => break,
+        }
+    }
+    String::from_utf8_lossy(&bytes).into_owned()
+}
 
 /// One registry host, with its credentials and the bearer tokens obtained for each scope.
 pub struct RegistryClient {
@@ -390,7 +426,7 @@ impl RegistryClient {
             return Ok(None);
         }
         if status != StatusCode::ACCEPTED {
-            let body = r.text().await.unwrap_or_default();
+            let body = error_body(r).await;
             return Err(self.status_error(repository, "upload start", status, body));
         }
         r.headers()
@@ -442,7 +478,7 @@ impl RegistryClient {
             .await?;
         if r.status() != StatusCode::CREATED {
             let status = r.status();
-            let body = r.text().await.unwrap_or_default();
+            let body = error_body(r).await;
             return Err(self.status_error(repository, "blob upload", status, body));
         }
         Ok(())
@@ -473,7 +509,7 @@ impl RegistryClient {
             });
         }
         if !status.is_success() {
-            let body = r.text().await.unwrap_or_default();
+            let body = error_body(r).await;
             return Err(self.status_error(repository, "manifest fetch", status, body));
         }
         let media_type = r
@@ -486,10 +522,15 @@ impl RegistryClient {
             .unwrap_or("")
             .trim()
             .to_string();
-        let bytes = r
-            .bytes()
+        let bytes = read_capped(r, MAX_DOCUMENT_BYTES)
             .await
-            .map_err(|e| self.network_error("manifest fetch", &e))?;
+            .map_err(|e| self.network_error("manifest fetch", &e))?
+            .ok_or_else(|| RegistryError::TooBig {
+                registry: self.registry.clone(),
+                repository: repository.to_string(),
+                what: "manifest",
+                limit: MAX_DOCUMENT_BYTES,
+            })?;
         let digest = sha256_digest(&bytes);
         if reference.starts_with("sha256:") && reference != digest {
             return Err(RegistryError::DigestMismatch {
@@ -566,7 +607,7 @@ impl RegistryClient {
             .await?;
         if r.status() != StatusCode::CREATED && !r.status().is_success() {
             let status = r.status();
-            let body = r.text().await.unwrap_or_default();
+            let body = error_body(r).await;
             return Err(self.status_error(repository, "manifest push", status, body));
         }
         Ok(())
@@ -662,5 +703,29 @@ fn is_transient(err: &RegistryError) -> bool {
         RegistryError::Network { .. } => true,
         RegistryError::Status { status, .. } => *status == 404 || *status == 429 || *status >= 500,
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn response(body: Vec<u8>) -> reqwest::Response {
+        reqwest::Response::from(http::Response::new(body))
+    }
+
+    #[test]
+    fn bodies_over_the_cap_are_not_read_whole() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let body = vec![7u8; 1000];
+            let whole = read_capped(response(body.clone()), 1000).await.unwrap();
+            assert_eq!(whole, Some(body.clone()));
+            assert_eq!(read_capped(response(body), 999).await.unwrap(), None);
+            let text = error_body(response(b"{\"errors\":[]}".to_vec())).await;
+            assert_eq!(text, "{\"errors\":[]}");
+        });
     }
 }
