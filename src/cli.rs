@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
 
-use crate::layer_zip::LAMBDA_UNZIPPED_LIMIT;
+use crate::core::layer_zip::LAMBDA_UNZIPPED_LIMIT;
 
 #[derive(Debug, Parser)]
 #[command(

@@ -19,6 +19,9 @@ use support::tools::{Kind, layerport, run_cmd, testdata, tree};
 
 const GOLDEN: &str = "golden-digests.txt";
 
+/// A named `image` run: its arguments and environment.
+type Variant<'a> = (&'a str, Vec<String>, Vec<(&'a str, &'a str)>);
+
 struct Golden {
     values: BTreeMap<String, String>,
 }
@@ -77,7 +80,7 @@ fn zips_under(dir: &Path, out: &mut Vec<PathBuf>) {
 /// A Lambda-like base image in an OCI layout (Env, Entrypoint, Cmd, WorkingDir, history), made
 /// byte for byte the same on every run.
 fn lambda_base(layout: &Path, tag: &str) {
-    let layers = vec![
+    let layers = [
         layer_tar(&[dir("etc/"), file("etc/base-file.txt", "from the base\n")]),
         layer_tar(&[
             dir("var/"),
@@ -194,7 +197,7 @@ fn local_cases(g: &mut Golden, work: &Path) {
     let ext = testdata("good/sample/ext.zip");
     let (deps, ext) = (deps.to_str().unwrap(), ext.to_str().unwrap());
     let layout = |n: &str| format!("{}:t", work.join(n).display());
-    let variants: Vec<(&str, Vec<String>, Vec<(&str, &str)>)> = vec![
+    let variants: Vec<Variant> = vec![
         ("two", vec![deps.into(), ext.into()], vec![]),
         (
             "squash",

@@ -4,28 +4,45 @@ use std::fs::File;
 use std::io::BufReader;
 
 use anyhow::Result;
-use serde_json::json;
+use serde::Serialize;
 use tracing::{info, warn};
 
-use super::{print_json, print_line, resolve_layers, source_date_epoch};
-use crate::cli::{FetchArgs, GlobalArgs};
-use crate::error::LayerError;
-use crate::extract;
-use crate::layer_tree;
-use crate::layer_zip::ZipLayer;
+use crate::context::Context;
+use crate::core::error::LayerError;
+use crate::core::extract;
+use crate::core::layer_tree;
+use crate::core::layer_zip::ZipLayer;
+use crate::pipeline::inputs::resolve_layers;
+use crate::printer::Report;
+use crate::settings::FetchSettings;
 
-pub fn run(global: &GlobalArgs, args: &FetchArgs) -> Result<()> {
-    let mtime_override = source_date_epoch()?;
-    let resolved = resolve_layers(global, &args.layers)?;
-    let layers = &resolved.layers;
+#[derive(Debug, Serialize)]
+pub struct FetchReport {
+    pub dest: String,
+    pub files: usize,
+    pub bytes: u64,
+    pub layers: Vec<FetchedSource>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FetchedSource {
+    pub source: String,
+    pub code_sha256: String,
+}
+
+impl Report for FetchReport {
+    fn text(&self) -> String {
+        self.dest.clone()
+    }
+}
+
+pub fn run(settings: &FetchSettings, ctx: &Context) -> Result<FetchReport> {
+    let layers = resolve_layers(ctx, &settings.layers)?;
     let mut zips = Vec::with_capacity(layers.len());
-    for layer in layers {
+    for layer in &layers {
         let file = File::open(&layer.path).map_err(|e| LayerError::io(&layer.path, e))?;
-        let zip = ZipLayer::open(
-            &layer.display,
-            BufReader::new(file),
-            args.limits.max_unzipped,
-        )?;
+        let zip = ZipLayer::open(&layer.display, BufReader::new(file), settings.max_unzipped)?;
         for w in &zip.warnings {
             warn!("{}: {}", zip.name, w.message);
         }
@@ -35,28 +52,27 @@ pub fn run(global: &GlobalArgs, args: &FetchArgs) -> Result<()> {
     let stats = extract::extract_into(
         &mut zips,
         &tree,
-        &args.dest,
-        args.limits.max_unzipped,
-        mtime_override,
+        &settings.dest,
+        settings.max_unzipped,
+        settings.mtime_override,
     )?;
     info!(
         "extracted {} layer(s) into {}: {} files, {} bytes",
         layers.len(),
-        args.dest.display(),
+        settings.dest.display(),
         stats.files,
         stats.bytes
     );
-    if global.json {
-        print_json(&json!({
-            "dest": args.dest.display().to_string(),
-            "files": stats.files,
-            "bytes": stats.bytes,
-            "layers": layers.iter().map(|l| json!({
-                "source": l.source.label,
-                "codeSha256": l.source.code_sha256,
-            })).collect::<Vec<_>>(),
-        }))
-    } else {
-        print_line(&args.dest.display().to_string())
-    }
+    Ok(FetchReport {
+        dest: settings.dest.display().to_string(),
+        files: stats.files,
+        bytes: stats.bytes,
+        layers: layers
+            .iter()
+            .map(|l| FetchedSource {
+                source: l.source.label.clone(),
+                code_sha256: l.source.code_sha256.clone(),
+            })
+            .collect(),
+    })
 }

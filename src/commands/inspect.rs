@@ -6,27 +6,64 @@ use std::fs::File;
 use std::io::{BufReader, sink};
 
 use anyhow::Result;
-use serde_json::json;
+use serde::Serialize;
 
-use super::{print_json, print_line, resolve_layers};
-use crate::cli::{GlobalArgs, InspectArgs};
-use crate::error::LayerError;
-use crate::layer_zip::{Budget, EntryKind, LAMBDA_UNZIPPED_LIMIT, ZipLayer};
+use crate::context::Context;
+use crate::core::error::LayerError;
+use crate::core::layer_zip::{Budget, EntryKind, LAMBDA_UNZIPPED_LIMIT, ZipLayer};
+use crate::core::warnings::Warning;
+use crate::pipeline::inputs::{LocalLayer, resolve_layers};
+use crate::printer::Report;
+use crate::settings::InspectSettings;
 
-pub fn run(global: &GlobalArgs, args: &InspectArgs) -> Result<()> {
-    let mut resolved = resolve_layers(global, std::slice::from_ref(&args.target))?;
-    let layer = resolved.layers.remove(0);
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InspectReport {
+    #[serde(skip)]
+    display: String,
+    pub source: String,
+    pub sha256: String,
+    pub code_sha256: String,
+    pub zip_size: u64,
+    pub unzipped_size: u64,
+    pub lambda_limit: u64,
+    pub percent_of_limit: f64,
+    pub within_limit: bool,
+    pub unix_modes: bool,
+    pub files: usize,
+    pub directories: usize,
+    pub synthesized_directories: usize,
+    pub symlinks: usize,
+    pub top_level: BTreeMap<String, u64>,
+    pub warnings: Vec<Warning>,
+    pub entries: Vec<EntryReport>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct EntryReport {
+    pub path: String,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub mode: String,
+    pub size: Option<u64>,
+    pub target: Option<String>,
+    pub mtime: u64,
+    pub synthesized: bool,
+}
+
+pub fn run(settings: &InspectSettings, ctx: &Context) -> Result<InspectReport> {
+    let layer = resolve_layers(ctx, std::slice::from_ref(&settings.layer))?.remove(0);
+    inspect(&layer, settings.max_unzipped)
+}
+
+fn inspect(layer: &LocalLayer, max_unzipped: u64) -> Result<InspectReport> {
     let file = File::open(&layer.path).map_err(|e| LayerError::io(&layer.path, e))?;
     let zip_size = file.metadata().map(|m| m.len()).unwrap_or(0);
-    let mut zip = ZipLayer::open(
-        &layer.display,
-        BufReader::new(file),
-        args.limits.max_unzipped,
-    )?;
+    let mut zip = ZipLayer::open(&layer.display, BufReader::new(file), max_unzipped)?;
 
     // Inflate everything once: sizes are measured, and CRCs checked, on the real bytes.
-    let mut budget = Budget::new(args.limits.max_unzipped);
-    let mut sizes: BTreeMap<String, u64> = BTreeMap::new();
+    let mut budget = Budget::new(max_unzipped);
+    let mut top_level: BTreeMap<String, u64> = BTreeMap::new();
     let (mut files, mut dirs, mut synthesized, mut links) = (0usize, 0usize, 0usize, 0usize);
     let entries: Vec<(String, EntryKind)> = zip
         .entries
@@ -39,7 +76,7 @@ pub fn run(global: &GlobalArgs, args: &InspectArgs) -> Result<()> {
                 files += 1;
                 let n = zip.copy_file(path, *index, &mut budget, &mut sink())?;
                 let top = path.split('/').next().unwrap_or(path).to_string();
-                *sizes.entry(top).or_default() += n;
+                *top_level.entry(top).or_default() += n;
             }
             EntryKind::Dir => {
                 dirs += 1;
@@ -52,84 +89,90 @@ pub fn run(global: &GlobalArgs, args: &InspectArgs) -> Result<()> {
     }
     let unzipped = budget.used;
     let percent = unzipped as f64 * 100.0 / LAMBDA_UNZIPPED_LIMIT as f64;
+    let listing = zip
+        .entries
+        .iter()
+        .map(|(path, e)| {
+            let (kind, size, target) = match &e.kind {
+                EntryKind::Dir => ("directory", None, None),
+                EntryKind::File { size, .. } => ("file", Some(*size), None),
+                EntryKind::Symlink { target } => ("symlink", None, Some(target.clone())),
+            };
+            EntryReport {
+                path: path.clone(),
+                kind,
+                mode: format!("{:04o}", e.mode),
+                size,
+                target,
+                mtime: e.mtime,
+                synthesized: e.synthesized,
+            }
+        })
+        .collect();
+    Ok(InspectReport {
+        display: layer.display.clone(),
+        source: layer.source.label.clone(),
+        sha256: layer.source.sha256_hex.clone(),
+        code_sha256: layer.source.code_sha256.clone(),
+        zip_size,
+        unzipped_size: unzipped,
+        lambda_limit: LAMBDA_UNZIPPED_LIMIT,
+        percent_of_limit: (percent * 100.0).round() / 100.0,
+        within_limit: unzipped <= LAMBDA_UNZIPPED_LIMIT,
+        unix_modes: zip.has_unix_modes,
+        files,
+        directories: dirs,
+        synthesized_directories: synthesized,
+        symlinks: links,
+        top_level,
+        warnings: zip.warnings.clone(),
+        entries: listing,
+    })
+}
 
-    if global.json {
-        let listing: Vec<_> = zip
-            .entries
-            .iter()
-            .map(|(path, e)| {
-                let (kind, size, target) = match &e.kind {
-                    EntryKind::Dir => ("directory", None, None),
-                    EntryKind::File { size, .. } => ("file", Some(*size), None),
-                    EntryKind::Symlink { target } => ("symlink", None, Some(target.clone())),
-                };
-                json!({
-                    "path": path,
-                    "type": kind,
-                    "mode": format!("{:04o}", e.mode),
-                    "size": size,
-                    "target": target,
-                    "mtime": e.mtime,
-                    "synthesized": e.synthesized,
-                })
-            })
-            .collect();
-        return print_json(&json!({
-            "source": layer.source.label,
-            "sha256": layer.source.sha256_hex,
-            "codeSha256": layer.source.code_sha256,
-            "zipSize": zip_size,
-            "unzippedSize": unzipped,
-            "lambdaLimit": LAMBDA_UNZIPPED_LIMIT,
-            "percentOfLimit": (percent * 100.0).round() / 100.0,
-            "withinLimit": unzipped <= LAMBDA_UNZIPPED_LIMIT,
-            "unixModes": zip.has_unix_modes,
-            "files": files,
-            "directories": dirs,
-            "synthesizedDirectories": synthesized,
-            "symlinks": links,
-            "topLevel": sizes,
-            "warnings": zip.warnings,
-            "entries": listing,
-        }));
-    }
-    let mut out = vec![
-        format!("{}", layer.display),
-        format!(
-            "  sha256      {} (CodeSha256 {})",
-            layer.source.sha256_hex, layer.source.code_sha256
-        ),
-        format!(
-            "  entries     {files} files, {dirs} directories ({synthesized} not listed in the zip), {links} symlinks"
-        ),
-        format!("  zip size    {zip_size} bytes"),
-        format!(
-            "  unzipped    {unzipped} bytes, {percent:.1}% of Lambda's {LAMBDA_UNZIPPED_LIMIT}-byte limit{}",
-            if unzipped > LAMBDA_UNZIPPED_LIMIT {
-                " (OVER THE LIMIT)"
-            } else {
-                ""
-            }
-        ),
-        format!(
-            "  unix modes  {}",
-            if zip.has_unix_modes {
-                "yes"
-            } else {
-                "no (made on Windows?): modes are 0644, 0755 where Lambda must run the file"
-            }
-        ),
-    ];
-    for (top, size) in &sizes {
-        out.push(format!("  {size:>12}  {top}"));
-    }
-    if zip.warnings.is_empty() {
-        out.push("  warnings    none".into());
-    } else {
-        out.push(format!("  warnings    {}", zip.warnings.len()));
-        for w in &zip.warnings {
-            out.push(format!("    - {}", w.message));
+impl Report for InspectReport {
+    fn text(&self) -> String {
+        let percent = self.unzipped_size as f64 * 100.0 / LAMBDA_UNZIPPED_LIMIT as f64;
+        let mut out = vec![
+            self.display.clone(),
+            format!(
+                "  sha256      {} (CodeSha256 {})",
+                self.sha256, self.code_sha256
+            ),
+            format!(
+                "  entries     {} files, {} directories ({} not listed in the zip), {} symlinks",
+                self.files, self.directories, self.synthesized_directories, self.symlinks
+            ),
+            format!("  zip size    {} bytes", self.zip_size),
+            format!(
+                "  unzipped    {} bytes, {percent:.1}% of Lambda's {LAMBDA_UNZIPPED_LIMIT}-byte limit{}",
+                self.unzipped_size,
+                if self.within_limit {
+                    ""
+                } else {
+                    " (OVER THE LIMIT)"
+                }
+            ),
+            format!(
+                "  unix modes  {}",
+                if self.unix_modes {
+                    "yes"
+                } else {
+                    "no (made on Windows?): modes are 0644, 0755 where Lambda must run the file"
+                }
+            ),
+        ];
+        for (top, size) in &self.top_level {
+            out.push(format!("  {size:>12}  {top}"));
         }
+        if self.warnings.is_empty() {
+            out.push("  warnings    none".into());
+        } else {
+            out.push(format!("  warnings    {}", self.warnings.len()));
+            for w in &self.warnings {
+                out.push(format!("    - {}", w.message));
+            }
+        }
+        out.join("\n")
     }
-    print_line(&out.join("\n"))
 }

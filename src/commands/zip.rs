@@ -7,81 +7,134 @@ use std::path::Path;
 
 use anyhow::Result;
 use base64::Engine as _;
-use serde_json::{Value, json};
+use serde::Serialize;
 use tracing::{info, warn};
 
-use super::registries::Registries;
-use super::{print_json, print_line, source_date_epoch};
-use crate::apply::{
+use crate::aws;
+use crate::aws::publish::{PublishRequest, Published};
+use crate::context::Context;
+use crate::core::apply::{
     AppliedTree, Applier, ApplyError, Content, Item, NodeKind, Selected, Selection,
 };
-use crate::aws::{AwsSettings, load_sdk_config};
-use crate::cli::{GlobalArgs, ZipArgs};
-use crate::error::LayerError;
-use crate::image_source::{self, ImageSpec, ImageStore, ResolvedImage};
-use crate::layer_zip::LAMBDA_UNZIPPED_LIMIT;
-use crate::platform::Platform;
-use crate::publish::{self, PublishRequest, Published};
-use crate::registry::reference::ImageRef;
-use crate::registry::store::RegistryStore;
-use crate::staging::Staging;
-use crate::warnings::Warning;
-use crate::zip_writer::{
+use crate::core::error::LayerError;
+use crate::core::layer_zip::LAMBDA_UNZIPPED_LIMIT;
+use crate::core::staging::Staging;
+use crate::core::warnings::Warning;
+use crate::core::zip_writer::{
     self, Compressor, DosTime, EntryKind, ZipEntry, ZipOptions, ZipSummary, ZipWriteError,
     write_zip,
 };
+use crate::oci::source::{self, ImageStore, ResolvedImage};
+use crate::pipeline::open_image;
+use crate::printer::Report;
+use crate::settings::{PublishSettings, ZipSettings};
 
 /// At most: the --path subtree, then its real location (behind a symlink), then everything.
 const MAX_PASSES: usize = 3;
 
-pub fn run(global: &GlobalArgs, args: &ZipArgs) -> Result<()> {
-    let platform = args
-        .platform
-        .as_deref()
-        .map(str::parse::<Platform>)
-        .transpose()
-        .map_err(LayerError::Usage)?;
-    let path = normalize_path(&args.path).map_err(LayerError::Usage)?;
-    let threads = match args.threads {
-        Some(0) => return Err(LayerError::Usage("--threads must be at least 1".into()).into()),
-        Some(n) => n,
-        None => std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1),
-    };
-    for arch in &args.compatible_architectures {
-        if arch != "x86_64" && arch != "arm64" {
-            return Err(LayerError::Usage(format!(
-                "--compatible-architecture {arch:?}: Lambda architectures are x86_64 and arm64"
-            ))
-            .into());
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ZipReport {
+    pub zip: String,
+    pub size: u64,
+    pub sha256: String,
+    pub code_sha256: String,
+    pub unzipped_size: u64,
+    pub entries: usize,
+    pub image: String,
+    pub platform: String,
+    pub path: String,
+    pub warnings: Vec<Warning>,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub published: Option<PublishedReport>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PublishedReport {
+    pub layer_version_arn: String,
+    pub layer_version: i64,
+    /// False when the newest version already held this zip.
+    pub published: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub s3_object: Option<String>,
+}
+
+impl Report for ZipReport {
+    /// The published layer version's ARN, else the zip's path.
+    fn text(&self) -> String {
+        match &self.published {
+            Some(p) => p.layer_version_arn.clone(),
+            None => self.zip.clone(),
         }
     }
-    let time = source_date_epoch()?
-        .map(DosTime::from_unix)
-        .unwrap_or(DosTime::MIN);
-    if args.output.is_dir() {
+}
+
+pub fn run(settings: &ZipSettings, ctx: &Context) -> Result<ZipReport> {
+    let output = &settings.output;
+    if output.is_dir() {
         return Err(LayerError::Output {
             what: "cannot write the zip to",
-            path: args.output.clone(),
+            path: output.clone(),
             problem: "it is a directory".into(),
             hint: "give a file path such as layer.zip",
         }
         .into());
     }
-
-    let store = open_store(global, &ImageSpec::parse(&args.image))?;
-    let image = image_source::resolve(store.as_ref(), platform.as_ref())?;
+    let store = open_image(ctx, &settings.image)?;
+    let image = source::resolve(store.as_ref(), settings.platform.as_ref())?;
     info!(
         "{}: {}, {} layer(s)",
         image.name,
         image.platform,
         image.layers.len()
     );
+    let (summary, unzipped, warnings) = write_zip_file(settings, store.as_ref(), &image)?;
+    info!(
+        "wrote {}: {} entries, {} bytes ({unzipped} unzipped)",
+        output.display(),
+        summary.entries,
+        summary.size
+    );
 
-    let staging = Staging::next_to(&args.output)?;
+    // The zip is complete and stays even if publishing fails: it can be published again as is.
+    let published = match &settings.publish {
+        Some(p) => Some(publish_zip(ctx, settings, p, &summary, &image)?),
+        None => None,
+    };
+    Ok(ZipReport {
+        zip: output.display().to_string(),
+        size: summary.size,
+        sha256: crate::core::digest::hex(&summary.sha256),
+        code_sha256: base64::engine::general_purpose::STANDARD.encode(summary.sha256),
+        unzipped_size: unzipped,
+        entries: summary.entries,
+        image: image.name.clone(),
+        platform: image.platform.to_string(),
+        path: format!("/{}", settings.path),
+        warnings,
+        published: published.map(|p| PublishedReport {
+            layer_version_arn: p.layer_version_arn,
+            layer_version: p.version,
+            published: p.created,
+            s3_object: p
+                .s3_object
+                .map(|(bucket, key)| format!("s3://{bucket}/{key}")),
+        }),
+    })
+}
+
+/// Applies the image and writes the zip beside the output, then renames it into place.
+fn write_zip_file(
+    settings: &ZipSettings,
+    store: &dyn ImageStore,
+    image: &ResolvedImage,
+) -> Result<(ZipSummary, u64, Vec<Warning>)> {
+    let output = &settings.output;
+    let threads = settings.threads;
+    let staging = Staging::next_to(output)?;
     let (tree, items, unzipped, select_warnings, mut compressor) =
-        apply_and_select(store.as_ref(), &image, &path, staging.path(), threads)?;
+        apply_and_select(store, image, &settings.path, staging.path(), threads)?;
     let mut warnings = tree.warnings.clone();
     warnings.extend(select_warnings);
     for w in &warnings {
@@ -89,8 +142,14 @@ pub fn run(global: &GlobalArgs, args: &ZipArgs) -> Result<()> {
     }
 
     let zip_tmp = staging.path().join("layer.zip");
-    let (zip_file, summary) =
-        write_layer_zip(&tree, &items, &zip_tmp, &mut compressor, threads, time)?;
+    let (zip_file, summary) = write_layer_zip(
+        &tree,
+        &items,
+        &zip_tmp,
+        &mut compressor,
+        threads,
+        settings.time,
+    )?;
     // Freeing the spool and the compressed pieces (over 100 MB of page cache for a big layer)
     // takes as long as syncing the zip, so both happen at once.
     let spool = staging.path().join("spool");
@@ -103,90 +162,15 @@ pub fn run(global: &GlobalArgs, args: &ZipArgs) -> Result<()> {
     let synced = zip_file.sync_all();
     let _ = release.join();
     synced.map_err(|e| LayerError::io(&zip_tmp, e))?;
-    fs::rename(&zip_tmp, &args.output).map_err(|e| LayerError::Output {
+    fs::rename(&zip_tmp, output).map_err(|e| LayerError::Output {
         what: "cannot move the finished zip to",
-        path: args.output.clone(),
+        path: output.clone(),
         problem: e.to_string(),
         hint: "check that the destination is a writable file path",
     })?;
     let mut staging = staging;
     staging.keep_parents();
-    drop(staging);
-    info!(
-        "wrote {}: {} entries, {} bytes ({unzipped} unzipped)",
-        args.output.display(),
-        summary.entries,
-        summary.size
-    );
-
-    // The zip is complete and stays even if publishing fails: it can be published again as is.
-    let published = match &args.publish {
-        Some(name) => Some(publish_zip(global, args, name, &summary, &image)?),
-        None => None,
-    };
-
-    let hex = crate::digest::hex(&summary.sha256);
-    if global.json {
-        let mut doc = json!({
-            "zip": args.output.display().to_string(),
-            "size": summary.size,
-            "sha256": hex,
-            "codeSha256": base64::engine::general_purpose::STANDARD.encode(summary.sha256),
-            "unzippedSize": unzipped,
-            "entries": summary.entries,
-            "image": image.name,
-            "platform": image.platform.to_string(),
-            "path": format!("/{path}"),
-            "warnings": warnings,
-        });
-        if let Some(p) = &published {
-            doc["layerVersionArn"] = Value::String(p.layer_version_arn.clone());
-            doc["layerVersion"] = json!(p.version);
-            doc["published"] = Value::Bool(p.created);
-            if let Some((bucket, key)) = &p.s3_object {
-                doc["s3Object"] = Value::String(format!("s3://{bucket}/{key}"));
-            }
-        }
-        print_json(&doc)
-    } else {
-        match &published {
-            Some(p) => print_line(&p.layer_version_arn),
-            None => print_line(&args.output.display().to_string()),
-        }
-    }
-}
-
-/// The store for IMAGE: a local layout or archive, or a registry (same auth as pushing).
-fn open_store(global: &GlobalArgs, spec: &ImageSpec) -> Result<Box<dyn ImageStore>> {
-    let ImageSpec::Registry(reference) = spec else {
-        return Ok(image_source::open_local(spec)?);
-    };
-    // `ImageSpec::parse` has already taken off any `docker://`.
-    let image = ImageRef::parse(reference).map_err(LayerError::Usage)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    let client = runtime.block_on(Registries::new(global).client(&image))?;
-    Ok(Box::new(RegistryStore::new(image, client, runtime)?))
-}
-
-/// `/opt`, `opt/`, `/var/task` → `opt`, `var/task`; `/` → the whole image.
-fn normalize_path(path: &str) -> Result<String, String> {
-    let mut parts = Vec::new();
-    for part in path.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                return Err(format!(
-                    "--path {path:?} contains '..'; give a plain absolute directory such as /opt"
-                ));
-            }
-            p if p.contains('\0') => return Err(format!("--path {path:?} contains a NUL byte")),
-            p => parts.push(p),
-        }
-    }
-    Ok(parts.join("/"))
+    Ok((summary, unzipped, warnings))
 }
 
 type Chosen = (AppliedTree, Vec<Item>, u64, Vec<Warning>, Compressor);
@@ -242,10 +226,10 @@ fn apply_and_select(
                     .map(|s| format!(" ({s} bytes)"))
                     .unwrap_or_default()
             );
-            let reader = image_source::open_layer(store, layer)?;
+            let reader = source::open_layer(store, layer)?;
             if let Err(e) = applier.apply_layer(i, &layer.blob.digest, reader) {
                 if matches!(e, ApplyError::BadTar { .. }) {
-                    image_source::verify_blob(store, &layer.blob)?;
+                    source::verify_blob(store, &layer.blob)?;
                 }
                 return Err(e.into());
             }
@@ -324,13 +308,13 @@ fn write_layer_zip(
 }
 
 fn publish_zip(
-    global: &GlobalArgs,
-    args: &ZipArgs,
-    name: &str,
+    ctx: &Context,
+    settings: &ZipSettings,
+    publish: &PublishSettings,
     summary: &ZipSummary,
     image: &ResolvedImage,
 ) -> Result<Published> {
-    let architectures = if args.compatible_architectures.is_empty() {
+    let architectures = if publish.compatible_architectures.is_empty() {
         match image.platform.architecture.as_str() {
             "amd64" => vec!["x86_64".to_string()],
             "arm64" => vec!["arm64".to_string()],
@@ -342,46 +326,22 @@ fn publish_zip(
             }
         }
     } else {
-        args.compatible_architectures.clone()
+        publish.compatible_architectures.clone()
     };
     let request = PublishRequest {
-        layer_name: name.to_string(),
-        zip: args.output.clone(),
+        layer_name: publish.layer_name.clone(),
+        zip: settings.output.clone(),
         zip_size: summary.size,
         sha256: summary.sha256,
-        compatible_runtimes: args.compatible_runtimes.clone(),
+        compatible_runtimes: publish.compatible_runtimes.clone(),
         compatible_architectures: architectures,
-        description: args.description.clone(),
-        license_info: args.license_info.clone(),
-        s3_bucket: args.s3_bucket.clone(),
+        description: publish.description.clone(),
+        license_info: publish.license_info.clone(),
+        s3_bucket: publish.s3_bucket.clone(),
     };
-    let settings = AwsSettings {
-        profile: global.profile.clone(),
-        region: global.region.clone(),
-    };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    let published = runtime.block_on(async {
-        let config = load_sdk_config(&settings).await;
-        publish::publish(&config, &request).await
-    })?;
+    let published = ctx.block_on(aws::publish::publish(ctx.aws(), &request))?;
     if published.created {
         info!("published {}", published.layer_version_arn);
     }
     Ok(published)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn paths() {
-        assert_eq!(normalize_path("/opt").unwrap(), "opt");
-        assert_eq!(normalize_path("var/task/").unwrap(), "var/task");
-        assert_eq!(normalize_path("/").unwrap(), "");
-        assert!(normalize_path("/opt/../etc").is_err());
-    }
 }

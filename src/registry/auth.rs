@@ -1,13 +1,10 @@
-//! Chooses credentials per registry host: ECR hosts through GetAuthorizationToken in the host's
-//! region, else the Docker config (auths, credsStore, credHelpers), else anonymous (bearer flow).
+//! Chooses where each registry host's credentials come from: ECR hosts through an ECR login in the
+//! host's region (obtained by the caller, which holds the AWS clients), else the Docker config
+//! (auths, credsStore, credHelpers), else anonymous (the bearer-token flow).
 
-use aws_config::{Region, SdkConfig};
-use aws_sdk_ecr::error::{DisplayErrorContext, ProvideErrorMetadata};
-use base64::Engine;
 use tracing::debug;
 
 use super::client::Credentials;
-use crate::cli::RegistryAuth;
 
 /// `<account>.dkr.ecr[-fips].<region>.amazonaws.com[.cn]` → region.
 pub fn ecr_region(host: &str) -> Option<String> {
@@ -28,16 +25,42 @@ pub fn ecr_region(host: &str) -> Option<String> {
     }
 }
 
+/// How registries are authenticated (`--registry-auth`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum AuthMode {
+    /// ECR hosts through GetAuthorizationToken, else the Docker config, else anonymous.
+    #[default]
+    Auto,
+    /// Every registry is an ECR (VPC endpoints, proxies).
+    Ecr,
+    Docker,
+    Anonymous,
+}
+
+/// Where a host's credentials come from under `mode`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CredentialSource {
+    Anonymous,
+    /// An ECR login in this region (`None`: the default region, for `--registry-auth ecr`).
+    Ecr(Option<String>),
+    /// The Docker config; with `fallback`, anonymous when it has nothing for the host.
+    Docker {
+        fallback: bool,
+    },
+}
+
+pub fn credential_source(host: &str, mode: AuthMode) -> CredentialSource {
+    match (mode, ecr_region(host)) {
+        (AuthMode::Anonymous, _) => CredentialSource::Anonymous,
+        (AuthMode::Docker, _) => CredentialSource::Docker { fallback: false },
+        (AuthMode::Ecr, region) => CredentialSource::Ecr(region),
+        (AuthMode::Auto, Some(region)) => CredentialSource::Ecr(Some(region)),
+        (AuthMode::Auto, None) => CredentialSource::Docker { fallback: true },
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
-    #[error(
-        "cannot get an ECR token for {host} (GetAuthorizationToken in {region}): {detail}\n  hint: the caller needs ecr:GetAuthorizationToken; check the AWS credentials (--profile, AWS_PROFILE, environment) and the region"
-    )]
-    Ecr {
-        host: String,
-        region: String,
-        detail: String,
-    },
     #[error(
         "--registry-auth ecr for {host} needs a region\n  hint: pass --region or set AWS_REGION"
     )]
@@ -48,74 +71,17 @@ pub enum AuthError {
     Docker { host: String, detail: String },
 }
 
-/// Resolves credentials for `host` according to `mode`.
-pub async fn credentials_for(
-    host: &str,
-    mode: RegistryAuth,
-    sdk: impl AsyncFnOnce() -> SdkConfig,
-) -> Result<Credentials, AuthError> {
-    let ecr = ecr_region(host);
-    match mode {
-        RegistryAuth::Anonymous => Ok(Credentials::Anonymous),
-        RegistryAuth::Docker => docker_credentials(host),
-        RegistryAuth::Ecr => {
-            let config = sdk().await;
-            let region = ecr
-                .or_else(|| config.region().map(|r| r.to_string()))
-                .ok_or_else(|| AuthError::NoRegion { host: host.into() })?;
-            ecr_credentials(host, &region, &config).await
+/// Credentials for `host` from the Docker config (`auths`, `credsStore`, `credHelpers`); with
+/// `fallback`, anonymous access when there are none.
+pub fn docker_config_credentials(host: &str, fallback: bool) -> Result<Credentials, AuthError> {
+    match docker_credentials(host) {
+        Ok(c) => Ok(c),
+        Err(e) if fallback => {
+            debug!("{e}; continuing anonymously");
+            Ok(Credentials::Anonymous)
         }
-        RegistryAuth::Auto => match ecr {
-            Some(region) => ecr_credentials(host, &region, &sdk().await).await,
-            None => match docker_credentials(host) {
-                Ok(c) => Ok(c),
-                Err(e) => {
-                    debug!("{e}; continuing anonymously");
-                    Ok(Credentials::Anonymous)
-                }
-            },
-        },
+        Err(e) => Err(e),
     }
-}
-
-async fn ecr_credentials(
-    host: &str,
-    region: &str,
-    config: &SdkConfig,
-) -> Result<Credentials, AuthError> {
-    let conf = aws_sdk_ecr::config::Builder::from(config)
-        .region(Region::new(region.to_string()))
-        .build();
-    let client = aws_sdk_ecr::Client::from_conf(conf);
-    let err = |detail: String| AuthError::Ecr {
-        host: host.into(),
-        region: region.into(),
-        detail,
-    };
-    let out = client.get_authorization_token().send().await.map_err(|e| {
-        let detail = match e.code() {
-            Some(code) => format!("{code}: {}", e.message().unwrap_or("")),
-            None => crate::redact::scrub(&DisplayErrorContext(&e).to_string()),
-        };
-        err(detail)
-    })?;
-    let token = out
-        .authorization_data()
-        .first()
-        .and_then(|d| d.authorization_token())
-        .ok_or_else(|| err("the answer holds no token".into()))?;
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(token)
-        .ok()
-        .and_then(|b| String::from_utf8(b).ok())
-        .ok_or_else(|| err("the token is not base64 text".into()))?;
-    let (username, password) = decoded
-        .split_once(':')
-        .ok_or_else(|| err("the token is not USER:PASSWORD".into()))?;
-    Ok(Credentials::Basic {
-        username: username.to_string(),
-        password: password.to_string(),
-    })
 }
 
 fn docker_credentials(host: &str) -> Result<Credentials, AuthError> {
@@ -151,6 +117,27 @@ fn docker_credentials(host: &str) -> Result<Credentials, AuthError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sources_follow_the_mode_and_the_host() {
+        let ecr = "123456789012.dkr.ecr.eu-west-1.amazonaws.com";
+        assert_eq!(
+            credential_source(ecr, AuthMode::Auto),
+            CredentialSource::Ecr(Some("eu-west-1".into()))
+        );
+        assert_eq!(
+            credential_source("localhost:5000", AuthMode::Auto),
+            CredentialSource::Docker { fallback: true }
+        );
+        assert_eq!(
+            credential_source("localhost:5000", AuthMode::Ecr),
+            CredentialSource::Ecr(None)
+        );
+        assert_eq!(
+            credential_source(ecr, AuthMode::Anonymous),
+            CredentialSource::Anonymous
+        );
+    }
 
     #[test]
     fn recognises_ecr_hosts() {

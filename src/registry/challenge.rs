@@ -7,6 +7,7 @@ use base64::Engine;
 use reqwest::header::AUTHORIZATION;
 
 use super::client::{Credentials, RegistryClient, RegistryError, Result};
+use super::errors::ErrorBody;
 
 impl RegistryClient {
     pub(super) fn auth_hint(&self) -> String {
@@ -70,7 +71,7 @@ impl RegistryClient {
             repository: repository.to_string(),
             operation: "authentication".into(),
             status: 401,
-            body: "the registry's token realm is not a URL".into(),
+            body: ErrorBody::parse(b"the registry's token realm is not a URL"),
         })?;
         {
             let mut q = url.query_pairs_mut();

@@ -17,11 +17,12 @@ use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 use tracing::{debug, warn};
 
-use crate::digest::{format_digest, sha256_digest};
-use crate::download::RetryPolicy;
-use crate::image_source::MAX_DOCUMENT_BYTES;
+use super::errors::{ErrorBody, ErrorCode};
+use crate::core::digest::{format_digest, sha256_digest};
+use crate::net::redact::{http_error, url_for_log};
+use crate::net::retry::RetryPolicy;
+use crate::oci::source::MAX_DOCUMENT_BYTES;
 use crate::progress::{FileBodyStream, Progress};
-use crate::redact::{http_error, url_for_log};
 use indicatif::ProgressBar;
 
 /// Manifest media types we accept when reading.
@@ -67,16 +68,20 @@ pub enum RegistryError {
         repository: String,
         operation: String,
         status: u16,
-        body: String,
+        body: ErrorBody,
     },
     #[error(
-        "{registry}: {operation} failed after {attempts} attempts: {detail}\n  hint: check that the registry is reachable (use --plain-http HOST for a registry without TLS)"
+        "{registry}: {operation} failed{}: {detail}\n  hint: {}",
+        attempts_text(*attempts),
+        if *permanent { "check the registry host name (a local image needs oci:DIR or docker-archive:FILE)" } else { "check that the registry is reachable (use --plain-http HOST for a registry without TLS)" }
     )]
     Network {
         registry: String,
         operation: String,
         attempts: u32,
         detail: String,
+        /// The host name does not resolve: retrying cannot help.
+        permanent: bool,
     },
     #[error(
         "{registry}/{repository}: blob {digest} does not match its digest ({detail})\n  hint: the registry or something between us returned other content; retry"
@@ -105,6 +110,14 @@ pub enum RegistryError {
 
 pub type Result<T, E = RegistryError> = std::result::Result<T, E>;
 
+fn attempts_text(attempts: u32) -> String {
+    if attempts > 1 {
+        format!(" after {attempts} attempts")
+    } else {
+        String::new()
+    }
+}
+
 /// A response body of at most `cap` bytes, read as it arrives; `None` if it is longer (a registry
 /// or something in between must not make us hold whatever it sends).
 async fn read_capped(mut r: reqwest::Response, cap: u64) -> reqwest::Result<Option<Vec<u8>>> {
@@ -118,8 +131,8 @@ async fn read_capped(mut r: reqwest::Response, cap: u64) -> reqwest::Result<Opti
     Ok(Some(bytes))
 }
 
-/// The start of an error response's body, for the message (which shows 300 characters of it).
-async fn error_body(r: reqwest::Response) -> String {
+/// An error response's body, read up to 4 KiB: its error document, and its start for messages.
+async fn error_body(r: reqwest::Response) -> ErrorBody {
     let mut r = r;
     let mut bytes = Vec::new();
     while bytes.len() < 4096 {
@@ -128,7 +141,7 @@ async fn error_body(r: reqwest::Response) -> String {
             _ => break,
         }
     }
-    String::from_utf8_lossy(&bytes).into_owned()
+    ErrorBody::parse(&bytes)
 }
 
 /// One registry host, with its credentials and the bearer tokens obtained for each scope.
@@ -174,11 +187,7 @@ enum Body<'a> {
 
 impl RegistryClient {
     pub fn new(api_host: &str, registry: &str, plain_http: bool, credentials: Credentials) -> Self {
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(15))
-            .read_timeout(Duration::from_secs(120))
-            .user_agent(concat!("layerport/", env!("CARGO_PKG_VERSION")))
-            .build()
+        let http = crate::net::http_client(Duration::from_secs(120))
             .expect("a TLS backend is compiled in");
         let scheme = if plain_http { "http" } else { "https" };
         RegistryClient {
@@ -208,6 +217,7 @@ impl RegistryClient {
             operation: operation.into(),
             attempts: 1,
             detail: http_error(err),
+            permanent: crate::net::is_unknown_host(err),
         }
     }
 
@@ -268,6 +278,15 @@ impl RegistryClient {
             debug!("{method} {}", url_for_log(url));
             let response = match req.send().await {
                 Ok(r) => r,
+                Err(e) if crate::net::is_unknown_host(&e) => {
+                    return Err(RegistryError::Network {
+                        registry: self.registry.clone(),
+                        operation: operation.to_string(),
+                        attempts: attempt,
+                        detail: http_error(&e),
+                        permanent: true,
+                    });
+                }
                 Err(e) => {
                     last = http_error(&e);
                     self.pause(operation, &last, attempt).await;
@@ -308,6 +327,7 @@ impl RegistryClient {
             operation: operation.to_string(),
             attempts,
             detail: last,
+            permanent: false,
         })
     }
 
@@ -327,9 +347,8 @@ impl RegistryClient {
         repository: &str,
         operation: &str,
         status: StatusCode,
-        body: String,
+        body: ErrorBody,
     ) -> RegistryError {
-        let body: String = crate::redact::scrub(&body).chars().take(300).collect();
         RegistryError::Status {
             registry: self.registry.clone(),
             repository: repository.to_string(),
@@ -356,7 +375,7 @@ impl RegistryClient {
         match r.status() {
             s if s.is_success() => Ok(true),
             StatusCode::NOT_FOUND => Ok(false),
-            s => Err(self.status_error(repository, "blob check", s, String::new())),
+            s => Err(self.status_error(repository, "blob check", s, ErrorBody::default())),
         }
     }
 
@@ -438,7 +457,7 @@ impl RegistryClient {
                     repository,
                     "upload start",
                     status,
-                    "no Location header".into(),
+                    ErrorBody::parse(b"the answer has no Location header"),
                 )
             })
     }
@@ -568,7 +587,9 @@ impl RegistryClient {
         match self.get_manifest(repository, reference).await {
             Ok(m) => Ok(Some(m.digest)),
             Err(RegistryError::NotFound { .. }) => Ok(None),
-            Err(RegistryError::Status { status: 404, .. }) => Ok(None),
+            Err(RegistryError::Status {
+                status: 404, body, ..
+            }) if body.has(&ErrorCode::ManifestUnknown) || body.errors.is_empty() => Ok(None),
             Err(e) => Err(e),
         }
     }
@@ -589,7 +610,7 @@ impl RegistryClient {
                     repository,
                     "manifest push",
                     StatusCode::BAD_REQUEST,
-                    "bad media type".into(),
+                    ErrorBody::parse(b"the manifest's media type is not a valid header value"),
                 )
             })?,
         );
@@ -626,7 +647,11 @@ impl RegistryClient {
         loop {
             attempt += 1;
             match self.download_once(repository, digest, size, dest).await {
-                Err(e @ RegistryError::Network { .. }) if attempt < self.policy.attempts => {
+                Err(
+                    e @ RegistryError::Network {
+                        permanent: false, ..
+                    },
+                ) if attempt < self.policy.attempts => {
                     self.pause("blob download", &e.to_string(), attempt).await;
                 }
                 other => return other,
@@ -663,7 +688,8 @@ impl RegistryClient {
                     what: format!("blob {digest}"),
                 });
             }
-            return Err(self.status_error(repository, "blob download", status, String::new()));
+            let body = error_body(r).await;
+            return Err(self.status_error(repository, "blob download", status, body));
         }
         let io = |e| RegistryError::Io {
             path: dest.to_path_buf(),
@@ -697,11 +723,16 @@ impl RegistryClient {
     }
 }
 
-/// Worth a fresh upload session: the network failed, the registry failed, or the session was lost.
+/// Worth a fresh upload session: the network failed, the registry failed, or the session was lost
+/// (`BLOB_UPLOAD_UNKNOWN`). Any other 404 (an unknown repository) would only fail again.
 fn is_transient(err: &RegistryError) -> bool {
     match err {
-        RegistryError::Network { .. } => true,
-        RegistryError::Status { status, .. } => *status == 404 || *status == 429 || *status >= 500,
+        RegistryError::Network { permanent, .. } => !permanent,
+        RegistryError::Status { status, body, .. } => {
+            *status == 429
+                || *status >= 500
+                || (*status == 404 && body.has(&ErrorCode::BlobUploadUnknown))
+        }
         _ => false,
     }
 }
@@ -724,8 +755,8 @@ mod tests {
             let whole = read_capped(response(body.clone()), 1000).await.unwrap();
             assert_eq!(whole, Some(body.clone()));
             assert_eq!(read_capped(response(body), 999).await.unwrap(), None);
-            let text = error_body(response(b"{\"errors\":[]}".to_vec())).await;
-            assert_eq!(text, "{\"errors\":[]}");
+            let body = error_body(response(b"{\"errors\":[]}".to_vec())).await;
+            assert_eq!(body.to_string(), "{\"errors\":[]}");
         });
     }
 }

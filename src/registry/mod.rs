@@ -1,9 +1,9 @@
-//! Registry adapters at the edge: references, credentials, the distribution client, base images and
-//! pushes. The conversion core never sees any of it.
+//! The OCI distribution protocol at the edge: transport with retries, auth challenges and
+//! credentials, reading images from a registry (`remote`) and pushing them (`push`).
 
 pub mod auth;
 mod challenge;
 pub mod client;
+pub mod errors;
 pub mod push;
-pub mod reference;
-pub mod store;
+pub mod remote;

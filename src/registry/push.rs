@@ -1,41 +1,43 @@
-//! Pushes a built image: HEAD every blob, upload (or mount, or copy from the base's registry) only the
-//! missing ones with bounded concurrency, then the manifest last — so a tag never points at missing blobs.
+//! Pushes a built image, as the registry's `ImageSink`: HEAD every blob, upload (or mount, or copy
+//! from the base's store) only the missing ones with bounded concurrency, as soon as each exists,
+//! then the manifest last — so a tag never points at missing blobs.
 
-use std::path::PathBuf;
+use std::fs;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use aws_config::{Region, SdkConfig};
-use aws_sdk_ecr::error::ProvideErrorMetadata;
-use serde::Serialize;
+use tokio::runtime::Handle;
 use tracing::info;
 
 use super::client::{RegistryClient, RegistryError};
-use super::reference::ImageRef;
+use super::errors::ErrorCode;
+use crate::core::digest::hex_part;
+use crate::core::error::LayerError;
+use crate::core::layer_build::LayerDigests;
+use crate::core::staging::Staging;
+use crate::oci::image::BaseImage;
+use crate::oci::reference::ImageRef;
+use crate::oci::sink::{
+    BlobReport, BlobStatus, FinishedImage, ImageSink, PushReport, SinkError, SinkKind, SinkReport,
+};
+use crate::oci::source::{BlobRef, ImageStore};
 
 /// How many blobs move at once.
 const CONCURRENT_BLOBS: usize = 3;
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub enum BlobSource {
     /// A blob we wrote (layer or config).
     File(PathBuf),
-    /// A layer of the base image, in the base's repository.
-    Base,
+    /// A layer of the base image, read from the base's store (or mounted from its repository).
+    Base(Arc<dyn ImageStore>, BlobRef),
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct PushBlob {
     pub digest: String,
     pub size: u64,
     pub source: BlobSource,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct BlobReport {
-    pub digest: String,
-    pub size: u64,
-    /// `uploaded`, `exists`, `mounted` (cross-repository) or `copied` (from the base's registry).
-    pub status: &'static str,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -58,22 +60,17 @@ pub enum PushError {
         region: String,
         detail: String,
     },
+    #[error(transparent)]
+    Base(#[from] crate::oci::source::ImageError),
     #[error("a blob transfer task failed: {0}")]
     Task(String),
 }
 
-pub struct PushReport {
-    pub blobs: Vec<BlobReport>,
-    /// False when the tag already pointed at this exact manifest.
-    pub manifest_pushed: bool,
-}
-
-/// Where blobs go, and where base blobs come from.
+/// Where blobs go.
 pub struct PushTarget {
     pub target: Arc<RegistryClient>,
     pub image: ImageRef,
-    pub base: Option<(Arc<RegistryClient>, ImageRef)>,
-    /// Scratch space for base blobs copied between registries.
+    /// Scratch space for base blobs copied from another registry or a local store.
     pub scratch: PathBuf,
 }
 
@@ -151,12 +148,7 @@ pub async fn put_manifest(
         .await
     {
         Ok(()) => Ok(true),
-        Err(RegistryError::Status { status, body, .. })
-            if (status == 400 || status == 409)
-                && (body.contains("ImageTagAlreadyExists")
-                    || body.contains("immutable")
-                    || body.contains("cannot be overwritten")) =>
-        {
+        Err(RegistryError::Status { body, .. }) if body.is_immutable_tag() => {
             Err(PushError::ImmutableTag {
                 target: to.image.to_string(),
                 existing: existing.unwrap_or_else(|| "another digest".into()),
@@ -167,10 +159,8 @@ pub async fn put_manifest(
 }
 
 fn map_missing_repo(job: &PushTarget, err: PushError) -> PushError {
-    if let PushError::Registry(RegistryError::Status {
-        status: 404, body, ..
-    }) = &err
-        && (body.contains("NAME_UNKNOWN") || body.contains("does not exist"))
+    if let PushError::Registry(RegistryError::Status { body, .. }) = &err
+        && body.has(&ErrorCode::NameUnknown)
     {
         return PushError::MissingRepository {
             target: job.image.to_string(),
@@ -182,14 +172,14 @@ fn map_missing_repo(job: &PushTarget, err: PushError) -> PushError {
 
 async fn ensure_blob(job: &PushTarget, blob: &PushBlob) -> Result<BlobReport, PushError> {
     let repo = &job.image.repository;
-    let report = |status| BlobReport {
+    let report = |status: BlobStatus| BlobReport {
         digest: blob.digest.clone(),
         size: blob.size,
         status,
     };
     if job.target.blob_exists(repo, &blob.digest).await? {
         info!("{}: {} already there", job.image.name(), blob.digest);
-        return Ok(report("exists"));
+        return Ok(report(BlobStatus::Exists));
     }
     match &blob.source {
         BlobSource::File(path) => {
@@ -202,24 +192,23 @@ async fn ensure_blob(job: &PushTarget, blob: &PushBlob) -> Result<BlobReport, Pu
             job.target
                 .upload_blob(repo, &blob.digest, Some((path, blob.size)), None)
                 .await?;
-            Ok(report("uploaded"))
+            Ok(report(BlobStatus::Uploaded))
         }
-        BlobSource::Base => {
-            let (base_client, base_ref) = job.base.as_ref().expect("base blobs come with a base");
-            if base_ref.registry == job.image.registry
+        BlobSource::Base(store, base_blob) => {
+            if let Some((registry, repository)) = store.registry_repository()
+                && registry == job.image.registry
                 && job
                     .target
-                    .upload_blob(repo, &blob.digest, None, Some(&base_ref.repository))
+                    .upload_blob(repo, &blob.digest, None, Some(repository))
                     .await
                     .unwrap_or(false)
             {
                 info!(
-                    "{}: mounted {} from {}",
+                    "{}: mounted {} from {repository}",
                     job.image.name(),
-                    blob.digest,
-                    base_ref.repository
+                    blob.digest
                 );
-                return Ok(report("mounted"));
+                return Ok(report(BlobStatus::Mounted));
             }
             let tmp = tempfile::Builder::new()
                 .prefix("base-blob-")
@@ -233,62 +222,151 @@ async fn ensure_blob(job: &PushTarget, blob: &PushBlob) -> Result<BlobReport, Pu
                 "{}: copying {} from {}",
                 job.image.name(),
                 blob.digest,
-                base_ref
+                store.name()
             );
-            base_client
-                .download_blob(&base_ref.repository, &blob.digest, Some(blob.size), &tmp)
-                .await?;
+            let (store, base_blob, dest) =
+                (Arc::clone(store), base_blob.clone(), tmp.to_path_buf());
+            tokio::task::spawn_blocking(move || store.copy_blob_to(&base_blob, &dest))
+                .await
+                .map_err(|e| PushError::Task(e.to_string()))??;
             job.target
                 .upload_blob(repo, &blob.digest, Some((&tmp, blob.size)), None)
                 .await?;
-            Ok(report("copied"))
+            Ok(report(BlobStatus::Copied))
         }
     }
 }
 
-/// `--create-repository`: makes sure the ECR repository exists (DescribeRepositories, then CreateRepository).
-pub async fn ensure_ecr_repository(
-    config: &SdkConfig,
-    region: &str,
-    repository: &str,
-) -> Result<bool, PushError> {
-    let conf = aws_sdk_ecr::config::Builder::from(config)
-        .region(Region::new(region.to_string()))
-        .build();
-    let client = aws_sdk_ecr::Client::from_conf(conf);
-    let err = |detail: String| PushError::CreateRepository {
-        repository: repository.into(),
-        region: region.into(),
-        detail,
-    };
-    match client
-        .describe_repositories()
-        .repository_names(repository)
-        .send()
-        .await
-    {
-        Ok(_) => return Ok(false),
-        Err(e) if e.code() == Some("RepositoryNotFoundException") => {}
-        Err(e) => {
-            return Err(err(format!(
-                "{}: {}",
-                e.code().unwrap_or("error"),
-                e.message().unwrap_or("")
-            )));
-        }
+/// An image being pushed: new blobs are staged in the temporary directory and each starts
+/// uploading as soon as it is complete.
+pub struct RegistrySink {
+    target: Arc<PushTarget>,
+    uploads: BlobUploads,
+    handle: Handle,
+    staging: Staging,
+    blobs: PathBuf,
+    base_layers: usize,
+}
+
+impl RegistrySink {
+    pub fn new(
+        client: Arc<RegistryClient>,
+        image: ImageRef,
+        handle: Handle,
+    ) -> Result<Self, LayerError> {
+        let staging = Staging::in_temp()?;
+        let blobs = staging.path().join("blobs").join("sha256");
+        fs::create_dir_all(&blobs).map_err(|e| LayerError::io(&blobs, e))?;
+        let target = Arc::new(PushTarget {
+            target: client,
+            image,
+            scratch: staging.path().to_path_buf(),
+        });
+        Ok(RegistrySink {
+            uploads: BlobUploads::new(Arc::clone(&target), handle.clone()),
+            target,
+            handle,
+            staging,
+            blobs,
+            base_layers: 0,
+        })
     }
-    match client
-        .create_repository()
-        .repository_name(repository)
-        .send()
-        .await
-    {
-        Ok(_) => Ok(true),
-        Err(e) if e.code() == Some("RepositoryAlreadyExistsException") => Ok(false),
-        Err(e) => Err(err(format!(
-            "{}: {}",
-            e.code().unwrap_or("error"),
-            e.message().unwrap_or("")
-        ))),
+
+    fn blob_file(&self, digest: &str) -> PathBuf {
+        self.blobs.join(hex_part(digest))
+    }
+}
+
+impl ImageSink for RegistrySink {
+    fn blob_dir(&self) -> &Path {
+        &self.blobs
+    }
+
+    fn start_base(&mut self, base: &BaseImage) -> Result<(), SinkError> {
+        self.base_layers = base.layers.len();
+        for (i, layer) in base.layers.iter().enumerate() {
+            self.uploads.start(
+                i,
+                PushBlob {
+                    digest: layer.blob.digest.clone(),
+                    size: layer.blob.size.unwrap_or(0),
+                    source: BlobSource::Base(Arc::clone(&base.store), layer.blob.clone()),
+                },
+            );
+        }
+        Ok(())
+    }
+
+    fn layer_ready(&mut self, index: usize, layer: &LayerDigests) -> Result<(), SinkError> {
+        let path = self.blob_file(&layer.digest);
+        self.uploads.start(
+            self.base_layers + index,
+            PushBlob {
+                digest: layer.digest.clone(),
+                size: layer.size,
+                source: BlobSource::File(path),
+            },
+        );
+        Ok(())
+    }
+
+    fn finish(self: Box<Self>, image: FinishedImage<'_>) -> Result<SinkReport, SinkError> {
+        let RegistrySink {
+            target,
+            mut uploads,
+            handle,
+            staging,
+            base_layers,
+            ..
+        } = *self;
+        let built = image.built;
+        let config_path = staging
+            .path()
+            .join("blobs/sha256")
+            .join(hex_part(&built.config_digest));
+        fs::write(&config_path, &built.config).map_err(|e| LayerError::io(&config_path, e))?;
+        uploads.start(
+            base_layers + image.added.len(),
+            PushBlob {
+                digest: built.config_digest.clone(),
+                size: built.config.len() as u64,
+                source: BlobSource::File(config_path),
+            },
+        );
+        let report = handle.block_on(async {
+            let blobs = uploads.finish().await?;
+            let manifest_pushed = put_manifest(
+                &target,
+                &built.manifest,
+                &built.manifest_media_type,
+                &built.manifest_digest,
+            )
+            .await?;
+            Ok::<_, PushError>(PushReport {
+                blobs,
+                manifest_pushed,
+            })
+        })?;
+        let sent = report
+            .blobs
+            .iter()
+            .filter(|b| b.status != BlobStatus::Exists)
+            .count();
+        info!(
+            "pushed {}: {sent} of {} blobs transferred{}",
+            target.image,
+            report.blobs.len(),
+            if report.manifest_pushed {
+                ""
+            } else {
+                ", tag already up to date"
+            }
+        );
+        drop(staging);
+        Ok(SinkReport {
+            kind: SinkKind::Registry,
+            reference: format!("{}@{}", target.image.name(), built.manifest_digest),
+            push: Some(report),
+        })
     }
 }

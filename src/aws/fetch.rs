@@ -1,0 +1,164 @@
+//! Resolves layer version ARNs to verified local zips: GetLayerVersionByArn in the ARN's region, then
+//! the cache, else a verified download (re-requesting the location when a presigned URL expires).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use tracing::{debug, info, warn};
+
+use super::AwsClients;
+use super::arn::LayerArn;
+use super::cache::{ZipCache, decode_code_sha256};
+use super::download::{DownloadError, Expected, download};
+use super::lambda::LayerVersionInfo;
+use crate::net::retry::RetryPolicy;
+
+/// How many times an expired presigned URL is replaced by a fresh one.
+const LOCATION_REFRESHES: u32 = 2;
+
+/// A layer version downloaded and verified: where its zip is, and what Lambda says of it.
+#[derive(Debug, Clone)]
+pub struct FetchedLayer {
+    pub arn: LayerArn,
+    pub path: PathBuf,
+    /// The raw sha256 of the zip (Lambda's CodeSha256, decoded).
+    pub sha256: [u8; 32],
+    pub compatible_architectures: Vec<String>,
+}
+
+pub struct ArnFetcher {
+    aws: Arc<AwsClients>,
+    http: reqwest::Client,
+    cache: Option<ZipCache>,
+    /// Where downloads go when there is no cache (`--no-cache`); lives as long as the fetcher.
+    scratch: tempfile::TempDir,
+    policy: RetryPolicy,
+}
+
+impl ArnFetcher {
+    pub fn new(aws: Arc<AwsClients>, cache: Option<ZipCache>) -> Result<Self> {
+        let http = crate::net::http_client(Duration::from_secs(60))
+            .context("cannot set up the HTTP client")?;
+        let scratch = tempfile::Builder::new()
+            .prefix("layerport-")
+            .tempdir()
+            .context("cannot create a temporary directory for downloads")?;
+        Ok(ArnFetcher {
+            aws,
+            http,
+            cache,
+            scratch,
+            policy: RetryPolicy::default(),
+        })
+    }
+
+    /// Starts fetching each `(key, arn)` on `handle`, at most four at a time, and calls `done` with
+    /// the key as each one finishes — so callers can use a layer while the others still download.
+    pub fn fetch_each(
+        self: Arc<Self>,
+        arns: Vec<(usize, LayerArn)>,
+        handle: &tokio::runtime::Handle,
+        done: impl Fn(usize, Result<FetchedLayer>) + Send + Sync + 'static,
+    ) {
+        let limit = Arc::new(tokio::sync::Semaphore::new(4));
+        let done = Arc::new(done);
+        for (key, arn) in arns {
+            let me = Arc::clone(&self);
+            let limit = Arc::clone(&limit);
+            let done = Arc::clone(&done);
+            handle.spawn(async move {
+                let _permit = limit.acquire_owned().await.expect("semaphore never closed");
+                done(key, me.fetch(&arn).await);
+            });
+        }
+    }
+
+    pub async fn fetch(&self, arn: &LayerArn) -> Result<FetchedLayer> {
+        let what = arn.to_string();
+        let mut info = self.aws.get_layer_version(arn).await?;
+        let sha = decode_code_sha256(&info.code_sha256).with_context(|| {
+            format!("Lambda returned a CodeSha256 for {what} that is not base64 of a sha256")
+        })?;
+        if let Some(cache) = &self.cache
+            && let Some(path) = cache.lookup(&sha)
+        {
+            info!("{what}: using cached {}", path.display());
+            return Ok(self.local(arn, path, &sha, &info));
+        }
+        let mut refreshes = 0;
+        loop {
+            let (tmp, tmp_path) = self.temp_target()?;
+            let expected = Expected {
+                code_sha256: info.code_sha256.clone(),
+                size: info.code_size,
+            };
+            info!("{what}: downloading {} bytes", info.code_size);
+            match download(
+                &self.http,
+                &info.location,
+                &what,
+                &expected,
+                &tmp_path,
+                self.policy,
+            )
+            .await
+            {
+                Ok(actual) => {
+                    debug!("{what}: verified sha256");
+                    let path = match (&self.cache, tmp) {
+                        (Some(cache), Some(tmp)) => cache
+                            .insert(tmp, &actual)
+                            .with_context(|| format!("cannot store {what} in the cache"))?,
+                        _ => tmp_path,
+                    };
+                    return Ok(self.local(arn, path, &actual, &info));
+                }
+                Err(DownloadError::Expired { .. }) if refreshes < LOCATION_REFRESHES => {
+                    refreshes += 1;
+                    warn!("{what}: the download URL expired; asking Lambda for a fresh one");
+                    info = self.aws.get_layer_version(arn).await?;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// A download target: in the cache (renamed into place when verified), or in the scratch dir.
+    fn temp_target(&self) -> Result<(Option<tempfile::TempPath>, PathBuf)> {
+        match &self.cache {
+            Some(cache) => {
+                let tmp = cache
+                    .temp_path()
+                    .context("cannot write to the layer cache (use --no-cache to skip it)")?;
+                let path = tmp.to_path_buf();
+                Ok((Some(tmp), path))
+            }
+            None => {
+                let file = tempfile::Builder::new()
+                    .prefix("layer-")
+                    .suffix(".zip")
+                    .tempfile_in(self.scratch.path())
+                    .context("cannot create a temporary download file")?;
+                let (_, path) = file.keep().context("cannot keep the download file")?;
+                Ok((None, path))
+            }
+        }
+    }
+
+    fn local(
+        &self,
+        arn: &LayerArn,
+        path: PathBuf,
+        sha: &[u8; 32],
+        info: &LayerVersionInfo,
+    ) -> FetchedLayer {
+        FetchedLayer {
+            arn: arn.clone(),
+            path,
+            sha256: *sha,
+            compatible_architectures: info.compatible_architectures.clone(),
+        }
+    }
+}

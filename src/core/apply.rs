@@ -1,0 +1,593 @@
+//! Applies an image's layers, in order, to an index of the resulting tree — OCI whiteouts and opaque
+//! directories, hardlinks as copies, symlinks in parent paths followed inside the root as container
+//! runtimes do — spooling to disk only the file contents the zip needs, never a layer in memory.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fs::File;
+use std::io::{self, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use tracing::debug;
+
+use crate::core::error::SourceError;
+use crate::core::warnings::Warning;
+
+const S_IFIFO: u32 = 0o010000;
+const S_IFCHR: u32 = 0o020000;
+const S_IFBLK: u32 = 0o060000;
+/// As Linux: more symlinks than this on one path is a loop.
+const MAX_SYMLINK_HOPS: usize = 40;
+const WHITEOUT: &str = ".wh.";
+const OPAQUE: &str = ".wh..wh..opq";
+
+/// Which file contents are worth spooling: the --path subtree, or (on a second pass) everything.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Selection {
+    Everything,
+    /// A real path (`opt`, `var/task`), relative to the image root.
+    Under(String),
+}
+
+impl Selection {
+    pub fn keeps(&self, path: &str) -> bool {
+        match self {
+            Selection::Everything => true,
+            Selection::Under(p) => within(path, p),
+        }
+    }
+}
+
+/// Is `path` the directory `dir` or below it? (`""` is the root.)
+pub fn within(path: &str, dir: &str) -> bool {
+    dir.is_empty()
+        || path == dir
+        || (path.len() > dir.len() && path.starts_with(dir) && path.as_bytes()[dir.len()] == b'/')
+}
+
+/// Where a file's bytes are in the spool file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpoolRef {
+    pub offset: u64,
+    pub len: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Content {
+    Spooled(SpoolRef),
+    /// Outside the selection: only the size is known.
+    NotKept {
+        size: u64,
+    },
+}
+
+impl Content {
+    pub fn size(&self) -> u64 {
+        match self {
+            Content::Spooled(r) => r.len,
+            Content::NotKept { size } => *size,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NodeKind {
+    Dir,
+    File(Content),
+    Symlink(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Node {
+    pub kind: NodeKind,
+    /// Permission bits (0o7777) as the layer recorded them.
+    pub mode: u32,
+    /// The layer that last wrote this path: whiteouts only remove what lower layers wrote.
+    layer: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// The image's own failure (a blob that does not match its digest...), met while reading it.
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error("{image}: layer {layer}: entry {entry:?} {problem}\n  hint: {hint}")]
+    Entry {
+        image: String,
+        layer: String,
+        entry: String,
+        problem: String,
+        hint: &'static str,
+    },
+    #[error(
+        "{image}: layer {layer} is not a readable tar archive ({detail})\n  hint: the image is damaged; copy or save it again"
+    )]
+    BadTar {
+        image: String,
+        layer: String,
+        detail: String,
+    },
+    #[error(
+        "cannot write the spool file {path}: {source}\n  hint: free some disk space next to the output file"
+    )]
+    Spool {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// Builds the tree layer by layer. Paths are relative to the image root, without a leading `/`.
+pub struct Applier {
+    image: String,
+    keep: Selection,
+    nodes: BTreeMap<String, Node>,
+    spool: BufWriter<File>,
+    spool_path: PathBuf,
+    spool_len: u64,
+    /// Told of each kept file once its bytes can be read back from the spool file.
+    on_spooled: Option<Box<dyn FnMut(SpoolRef)>>,
+    /// Kept files still (partly) in the spool's write buffer, in spool order.
+    unflushed: Vec<SpoolRef>,
+    /// Reused for every file: thousands of small files would otherwise each zero a new one.
+    copy_buf: Vec<u8>,
+    warnings: Vec<Warning>,
+}
+
+/// The applied tree and the spool its kept file contents live in.
+pub struct AppliedTree {
+    pub image: String,
+    pub keep: Selection,
+    pub nodes: BTreeMap<String, Node>,
+    /// Read with positioned reads (`FileExt::read_at`), so many threads can share it.
+    pub spool: File,
+    pub warnings: Vec<Warning>,
+}
+
+impl Applier {
+    /// `spool_path` is created (truncated) and holds the kept contents, appended in order.
+    pub fn new(image: &str, keep: Selection, spool_path: &Path) -> Result<Self, ApplyError> {
+        let file = File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(spool_path)
+            .map_err(|source| ApplyError::Spool {
+                path: spool_path.to_path_buf(),
+                source,
+            })?;
+        Ok(Applier {
+            image: image.to_string(),
+            keep,
+            nodes: BTreeMap::new(),
+            spool: BufWriter::with_capacity(1 << 20, file),
+            spool_path: spool_path.to_path_buf(),
+            spool_len: 0,
+            on_spooled: None,
+            unflushed: Vec::new(),
+            copy_buf: vec![0; 64 * 1024],
+            warnings: Vec::new(),
+        })
+    }
+
+    /// Calls `f` with each kept file's place in the spool once other readers of the spool file can
+    /// see its bytes (so that work on them can start while layers are still being applied).
+    pub fn on_spooled(&mut self, f: impl FnMut(SpoolRef) + 'static) {
+        self.on_spooled = Some(Box::new(f));
+    }
+
+    /// Applies layer number `index` (0 = lowest), read from its uncompressed tar stream, which is
+    /// read to the end so that its digest checks run.
+    pub fn apply_layer(
+        &mut self,
+        index: usize,
+        digest: &str,
+        tar: impl Read,
+    ) -> Result<(), ApplyError> {
+        let mut archive = tar::Archive::new(tar);
+        let entries = archive.entries().map_err(|e| self.tar_error(digest, e))?;
+        for entry in entries {
+            let mut entry = entry.map_err(|e| self.tar_error(digest, e))?;
+            self.apply_entry(index, digest, &mut entry)?;
+        }
+        // The end-of-archive blocks and any padding after them are part of the diff_id.
+        io::copy(&mut archive.into_inner(), &mut io::sink())
+            .map_err(|e| self.tar_error(digest, e))?;
+        if self.on_spooled.is_some() {
+            self.spool.flush().map_err(|source| ApplyError::Spool {
+                path: self.spool_path.clone(),
+                source,
+            })?;
+            self.announce_flushed();
+        }
+        Ok(())
+    }
+
+    /// Tells `on_spooled` of the files whose bytes have all left the write buffer.
+    fn announce_flushed(&mut self) {
+        let Some(on_spooled) = &mut self.on_spooled else {
+            return;
+        };
+        let flushed = self.spool_len - self.spool.buffer().len() as u64;
+        let ready = self
+            .unflushed
+            .iter()
+            .take_while(|r| r.offset + r.len <= flushed)
+            .count();
+        for r in self.unflushed.drain(..ready) {
+            on_spooled(r);
+        }
+    }
+
+    pub fn finish(self) -> Result<AppliedTree, ApplyError> {
+        let spool_path = self.spool_path;
+        let spool = self.spool.into_inner().map_err(|e| ApplyError::Spool {
+            path: spool_path.clone(),
+            source: e.into_error(),
+        })?;
+        Ok(AppliedTree {
+            image: self.image,
+            keep: self.keep,
+            nodes: self.nodes,
+            spool,
+            warnings: self.warnings,
+        })
+    }
+
+    fn tar_error(&self, digest: &str, err: io::Error) -> ApplyError {
+        match SourceError::from_io(err) {
+            Ok(source) => ApplyError::Source(source),
+            Err(err) => ApplyError::BadTar {
+                image: self.image.clone(),
+                layer: digest.to_string(),
+                detail: err.to_string(),
+            },
+        }
+    }
+
+    fn entry_error(&self, digest: &str, entry: &str, problem: String) -> ApplyError {
+        ApplyError::Entry {
+            image: self.image.clone(),
+            layer: digest.to_string(),
+            entry: entry.to_string(),
+            problem,
+            hint: "the layer is malformed or hostile; rebuild the image without it",
+        }
+    }
+
+    fn apply_entry<R: Read>(
+        &mut self,
+        layer: usize,
+        digest: &str,
+        entry: &mut tar::Entry<'_, R>,
+    ) -> Result<(), ApplyError> {
+        let kind = entry.header().entry_type();
+        if kind.is_pax_global_extensions() || kind.is_pax_local_extensions() {
+            return Ok(());
+        }
+        let raw = entry.path_bytes().into_owned();
+        let shown = String::from_utf8_lossy(&raw).into_owned();
+        let parts = split_path(&raw).map_err(|p| self.entry_error(digest, &shown, p.into()))?;
+        let Some((base, parent)) = parts.split_last() else {
+            return Ok(()); // the root directory itself (`./`)
+        };
+        if let Some(name) = base.strip_prefix(WHITEOUT) {
+            // A marker under a path that is no longer a directory has nothing left to hide (umoci
+            // writes a file replacing a directory before the whiteouts of its old children).
+            let dir = match self.resolve(parent, layer, false) {
+                Ok(dir) => dir,
+                Err(ResolveError::NotADirectory(_)) => None,
+                Err(e) => return Err(self.entry_error(digest, &shown, e.to_string())),
+            };
+            if base == OPAQUE {
+                if let Some(dir) = dir {
+                    self.remove_lower(&dir, false, layer);
+                }
+            } else if !name.starts_with(WHITEOUT) && !name.is_empty() {
+                // `.wh..wh.*` other than the opaque marker is aufs bookkeeping, not a deletion.
+                if let Some(dir) = dir {
+                    self.remove_lower(&join(&dir, name), true, layer);
+                }
+            }
+            return Ok(());
+        }
+        let dir = self
+            .resolve(parent, layer, true)
+            .map_err(|e| self.entry_error(digest, &shown, e.to_string()))?
+            .expect("resolve creates missing directories");
+        let path = join(&dir, base);
+        let mode = entry.header().mode().map_err(|e| {
+            self.entry_error(digest, &shown, format!("has an unreadable mode ({e})"))
+        })? & 0o7777;
+        use tar::EntryType as T;
+        match kind {
+            T::Directory => self.put(path, NodeKind::Dir, mode, layer),
+            T::Regular | T::Continuous | T::GNUSparse => {
+                let content = if self.keep.keeps(&path) {
+                    let spooled = self.spool_entry(digest, entry)?;
+                    if self.on_spooled.is_some() {
+                        self.unflushed.push(spooled);
+                        self.announce_flushed();
+                    }
+                    Content::Spooled(spooled)
+                } else {
+                    Content::NotKept { size: entry.size() }
+                };
+                self.put(path, NodeKind::File(content), mode, layer);
+            }
+            T::Symlink => {
+                let target = entry
+                    .link_name_bytes()
+                    .map(|b| String::from_utf8_lossy(&b).into_owned())
+                    .unwrap_or_default();
+                if target.is_empty() || target.contains('\0') {
+                    return Err(self.entry_error(
+                        digest,
+                        &shown,
+                        "is a symlink without a usable target".into(),
+                    ));
+                }
+                self.put(path, NodeKind::Symlink(target), mode, layer);
+            }
+            T::Link => {
+                let target = entry
+                    .link_name_bytes()
+                    .map(|b| b.into_owned())
+                    .unwrap_or_default();
+                let node = self
+                    .hardlink_target(&target, layer)
+                    .map_err(|p| self.entry_error(digest, &shown, p))?;
+                self.put(path, node.kind, node.mode, layer);
+            }
+            T::Char | T::Block | T::Fifo => {
+                // What was there is replaced by something a zip cannot hold.
+                self.remove_all(&path);
+                let bits = match kind {
+                    T::Char => S_IFCHR,
+                    T::Block => S_IFBLK,
+                    _ => S_IFIFO,
+                };
+                if self.keep.keeps(&path) {
+                    let mut w = Warning::skipped_special(&format!("/{path}"), bits);
+                    w.message = format!("layer {digest}: {}", w.message);
+                    self.warnings.push(w);
+                }
+            }
+            other => debug!("layer {digest}: {shown}: tar entry type {other:?} ignored"),
+        }
+        Ok(())
+    }
+
+    /// Copies the entry's bytes to the end of the spool.
+    fn spool_entry<R: Read>(
+        &mut self,
+        digest: &str,
+        entry: &mut tar::Entry<'_, R>,
+    ) -> Result<SpoolRef, ApplyError> {
+        let offset = self.spool_len;
+        loop {
+            let n = match entry.read(&mut self.copy_buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(self.tar_error(digest, e)),
+            };
+            self.spool
+                .write_all(&self.copy_buf[..n])
+                .map_err(|source| ApplyError::Spool {
+                    path: self.spool_path.clone(),
+                    source,
+                })?;
+            self.spool_len += n as u64;
+        }
+        Ok(SpoolRef {
+            offset,
+            len: self.spool_len - offset,
+        })
+    }
+
+    /// Puts a node at `path`, replacing what is there; a directory on a directory keeps its children.
+    fn put(&mut self, path: String, kind: NodeKind, mode: u32, layer: usize) {
+        let keeps_children = kind == NodeKind::Dir
+            && self
+                .nodes
+                .get(&path)
+                .is_some_and(|n| n.kind == NodeKind::Dir);
+        if !keeps_children {
+            self.remove_all(&path);
+        }
+        self.nodes.insert(path, Node { kind, mode, layer });
+    }
+
+    fn remove_all(&mut self, path: &str) {
+        let doomed: Vec<String> = subtree_keys(&self.nodes, path).collect();
+        for k in doomed {
+            self.nodes.remove(&k);
+        }
+        self.nodes.remove(path);
+    }
+
+    /// Removes what layers below `layer` put at (if `include_self`) and under `path`. Whiteouts never
+    /// touch their own layer's entries, wherever they sit in the tar; a directory that still holds
+    /// such an entry stays.
+    fn remove_lower(&mut self, path: &str, include_self: bool, layer: usize) {
+        let mut doomed = Vec::new();
+        let mut keep: HashSet<String> = HashSet::new();
+        let candidates = subtree_keys(&self.nodes, path)
+            .chain((include_self && !path.is_empty()).then(|| path.to_string()));
+        for key in candidates.collect::<Vec<_>>() {
+            if self.nodes[&key].layer < layer {
+                doomed.push(key);
+            } else {
+                let mut p = key.as_str();
+                while let Some((parent, _)) = p.rsplit_once('/') {
+                    keep.insert(parent.to_string());
+                    p = parent;
+                }
+            }
+        }
+        for key in doomed {
+            if !keep.contains(&key) {
+                self.nodes.remove(&key);
+            }
+        }
+    }
+
+    /// Resolves directory components to a real path, following symlinks inside the root (an
+    /// absolute target starts again at the root, `..` stops at it). Missing directories are created
+    /// when `create` (else `None`); a file in the way is an error.
+    fn resolve(
+        &mut self,
+        parts: &[String],
+        layer: usize,
+        create: bool,
+    ) -> Result<Option<String>, ResolveError> {
+        resolve_in(&mut self.nodes, parts, create.then_some(layer))
+    }
+
+    fn hardlink_target(&mut self, raw: &[u8], layer: usize) -> Result<Node, String> {
+        let shown = String::from_utf8_lossy(raw).into_owned();
+        let parts =
+            split_path(raw).map_err(|p| format!("is a hard link whose target {shown:?} {p}"))?;
+        let missing =
+            || format!("is a hard link to {shown:?}, which no earlier entry or lower layer holds");
+        let Some((base, parent)) = parts.split_last() else {
+            return Err(format!("is a hard link to the root directory ({shown:?})"));
+        };
+        let dir = self
+            .resolve(parent, layer, false)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(missing)?;
+        let node = self
+            .nodes
+            .get(&join(&dir, base))
+            .cloned()
+            .ok_or_else(missing)?;
+        if node.kind == NodeKind::Dir {
+            return Err(format!("is a hard link to the directory {shown:?}"));
+        }
+        Ok(node)
+    }
+}
+
+/// Keys strictly below `path` (`""` is the root: every key).
+fn subtree_keys<'a>(
+    nodes: &'a BTreeMap<String, Node>,
+    path: &str,
+) -> Box<dyn Iterator<Item = String> + 'a> {
+    if path.is_empty() {
+        return Box::new(nodes.keys().cloned());
+    }
+    // '0' is the byte after '/': the range holds exactly the keys starting with "path/".
+    Box::new(
+        nodes
+            .range(format!("{path}/")..format!("{path}0"))
+            .map(|(k, _)| k.clone()),
+    )
+}
+
+/// Why a path cannot be resolved to a directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ResolveError {
+    NotADirectory(String),
+    SymlinkLoop(String),
+}
+
+impl std::fmt::Display for ResolveError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ResolveError::NotADirectory(p) => {
+                write!(f, "needs /{p} to be a directory, but it is a file")
+            }
+            ResolveError::SymlinkLoop(p) => {
+                write!(f, "leads through too many symlinks (a loop at /{p}?)")
+            }
+        }
+    }
+}
+
+pub(crate) fn resolve_in(
+    nodes: &mut BTreeMap<String, Node>,
+    parts: &[String],
+    create_in_layer: Option<usize>,
+) -> Result<Option<String>, ResolveError> {
+    let mut real: Vec<String> = Vec::new();
+    let mut pending: std::collections::VecDeque<String> = parts.iter().cloned().collect();
+    let mut hops = 0;
+    while let Some(part) = pending.pop_front() {
+        match part.as_str() {
+            "" | "." => continue,
+            ".." => {
+                real.pop();
+                continue;
+            }
+            _ => {}
+        }
+        let candidate = join(&real.join("/"), &part);
+        match nodes.get(&candidate).map(|n| &n.kind) {
+            Some(NodeKind::Dir) => real.push(part),
+            Some(NodeKind::Symlink(target)) => {
+                hops += 1;
+                if hops > MAX_SYMLINK_HOPS {
+                    return Err(ResolveError::SymlinkLoop(candidate));
+                }
+                if target.starts_with('/') {
+                    real.clear();
+                }
+                for t in target.split('/').rev() {
+                    pending.push_front(t.to_string());
+                }
+            }
+            Some(NodeKind::File(_)) => {
+                return Err(ResolveError::NotADirectory(candidate));
+            }
+            None => match create_in_layer {
+                Some(layer) => {
+                    nodes.insert(
+                        candidate,
+                        Node {
+                            kind: NodeKind::Dir,
+                            mode: 0o755,
+                            layer,
+                        },
+                    );
+                    real.push(part);
+                }
+                None => return Ok(None),
+            },
+        }
+    }
+    Ok(Some(real.join("/")))
+}
+
+pub(crate) fn join(dir: &str, name: &str) -> String {
+    if dir.is_empty() {
+        name.to_string()
+    } else {
+        format!("{dir}/{name}")
+    }
+}
+
+/// An entry name's components: a leading `/` or `./` is dropped, `.` and empty parts are skipped,
+/// `..` and NUL are refused (they could reach outside the image root).
+pub(crate) fn split_path(raw: &[u8]) -> Result<Vec<String>, &'static str> {
+    if raw.contains(&0) {
+        return Err("contains a NUL byte");
+    }
+    let text = String::from_utf8_lossy(raw);
+    let mut parts = Vec::new();
+    for part in text.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => return Err("contains '..' and would escape the image root"),
+            p => parts.push(p.to_string()),
+        }
+    }
+    Ok(parts)
+}
+
+mod select;
+pub use select::{Item, SelectError, Selected};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,140 @@
+//! Turns LAYER arguments (ARNs or zip paths) into checked local zip files with their identity:
+//! local zips at once, ARNs downloaded concurrently, each handed on as soon as it is there.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, mpsc};
+
+use anyhow::Context as _;
+use base64::Engine;
+
+use crate::aws::arn::LayerArn;
+use crate::aws::fetch::FetchedLayer;
+use crate::context::Context;
+use crate::core::digest::sha256_file;
+use crate::core::error::{LayerError, Result};
+use crate::oci::image::LayerSource;
+
+/// A LAYER argument as the user wrote it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LayerRef {
+    Zip(PathBuf),
+    Arn(LayerArn),
+}
+
+impl LayerRef {
+    /// Anything starting with `arn:` must be a valid layer ARN (a usage error otherwise).
+    pub fn parse(arg: &str) -> Result<Self> {
+        if arg.starts_with("arn:") {
+            return arg.parse().map(LayerRef::Arn).map_err(LayerError::Usage);
+        }
+        Ok(LayerRef::Zip(PathBuf::from(arg)))
+    }
+}
+
+/// A layer zip on local disk, verified, with where it came from.
+#[derive(Debug, Clone)]
+pub struct LocalLayer {
+    /// How messages name it: the path as given, or the ARN.
+    pub display: String,
+    pub path: PathBuf,
+    pub source: LayerSource,
+    /// From `GetLayerVersionByArn`; empty for local zips.
+    pub compatible_architectures: Vec<String>,
+}
+
+/// Checks a local zip path and computes its sha256 (streamed).
+pub fn local_zip(path: &Path) -> Result<LocalLayer> {
+    let display = path.display().to_string();
+    let meta = std::fs::metadata(path).map_err(|e| LayerError::Output {
+        what: "cannot read layer",
+        path: path.to_path_buf(),
+        problem: e.to_string(),
+        hint: "give a layer version ARN (arn:aws:lambda:REGION:ACCOUNT:layer:NAME:VERSION) or the path of a .zip file",
+    })?;
+    if !meta.is_file() {
+        return Err(LayerError::Output {
+            what: "cannot read layer",
+            path: path.to_path_buf(),
+            problem: "it is not a regular file".into(),
+            hint: "give the path of a layer .zip file",
+        });
+    }
+    let sha = sha256_file(path).map_err(|e| LayerError::io(path, e))?;
+    let label = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| display.clone());
+    Ok(LocalLayer {
+        display,
+        path: path.to_path_buf(),
+        source: source_for(label, &sha),
+        compatible_architectures: Vec::new(),
+    })
+}
+
+pub fn source_for(label: String, sha: &[u8; 32]) -> LayerSource {
+    LayerSource {
+        label,
+        code_sha256: base64::engine::general_purpose::STANDARD.encode(sha),
+        sha256_hex: crate::core::digest::hex(sha),
+    }
+}
+
+impl LocalLayer {
+    fn fetched(layer: FetchedLayer) -> Self {
+        let label = layer.arn.to_string();
+        LocalLayer {
+            display: label.clone(),
+            path: layer.path,
+            source: source_for(label, &layer.sha256),
+            compatible_architectures: layer.compatible_architectures,
+        }
+    }
+}
+
+/// Starts resolving LAYER arguments: local zips at once, ARNs downloaded concurrently on the
+/// context's runtime. `ready` gets each argument's index and result as soon as it is a verified
+/// local zip, in any order.
+pub fn start_layers(
+    ctx: &Context,
+    refs: &[LayerRef],
+    ready: impl Fn(usize, anyhow::Result<LocalLayer>) + Send + Sync + 'static,
+) -> anyhow::Result<()> {
+    let mut arns = Vec::new();
+    let mut zips = Vec::new();
+    for (i, r) in refs.iter().enumerate() {
+        match r {
+            LayerRef::Arn(a) => arns.push((i, a.clone())),
+            LayerRef::Zip(path) => zips.push((i, path)),
+        }
+    }
+    let fetcher = if arns.is_empty() {
+        None
+    } else {
+        Some(ctx.fetcher()?)
+    };
+    let ready = Arc::new(ready);
+    for (i, path) in zips {
+        ready(i, local_zip(path).map_err(Into::into));
+    }
+    if let Some(fetcher) = fetcher {
+        fetcher.fetch_each(arns, ctx.handle(), move |i, r| {
+            ready(i, r.map(LocalLayer::fetched))
+        });
+    }
+    Ok(())
+}
+
+/// Resolves every LAYER to a verified local zip, in the order given (ARNs fetched concurrently).
+pub fn resolve_layers(ctx: &Context, refs: &[LayerRef]) -> anyhow::Result<Vec<LocalLayer>> {
+    let (tx, rx) = mpsc::channel();
+    start_layers(ctx, refs, move |i, r| {
+        let _ = tx.send((i, r));
+    })?;
+    let mut results: Vec<Option<LocalLayer>> = (0..refs.len()).map(|_| None).collect();
+    for _ in 0..refs.len() {
+        let (i, r) = rx.recv().context("a download task stopped")?;
+        results[i] = Some(r?);
+    }
+    Ok(results.into_iter().flatten().collect())
+}

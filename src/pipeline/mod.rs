@@ -1,0 +1,210 @@
+//! The image pipeline shared by `image`, `migrate` and `batch`: layer inputs (ARNs or zips) and an
+//! optional base image (from any source) become an image written to any sink — downloads,
+//! conversions and uploads overlapping, the manifest written last.
+
+mod build;
+pub mod inputs;
+
+use std::sync::{Arc, mpsc};
+
+use anyhow::Result;
+use tracing::{info, warn};
+
+use crate::context::Context;
+use crate::core::error::LayerError;
+use crate::core::layer_build::BuildOptions;
+use crate::core::warnings::Warning;
+use crate::oci::archive_sink::ArchiveSink;
+use crate::oci::image::{AddedLayer, BaseImage, BuiltImage, build_image};
+use crate::oci::layout_sink::LayoutSink;
+use crate::oci::platform::Platform;
+use crate::oci::reference::{ImageRef, ImageSpec};
+use crate::oci::sink::{FinishedImage, ImageSink, SinkReport, SinkSpec};
+use crate::oci::source::{self, ImageStore};
+use crate::registry::push::RegistrySink;
+use crate::registry::remote::RegistryStore;
+use build::{Event, build_as_ready, choose_platform};
+use inputs::LayerRef;
+
+/// What to build: the layers, in order, and what they go on.
+#[derive(Debug, Clone)]
+pub struct ImageRequest {
+    pub layers: Vec<LayerRef>,
+    pub base: Option<ImageSpec>,
+    /// `--platform`: picks from a multi-platform base, or is the image's platform.
+    pub platform: Option<Platform>,
+    /// One layer for all inputs instead of one each.
+    pub squash: bool,
+    pub build: BuildOptions,
+}
+
+/// One added layer and the warnings its zips gave.
+#[derive(Debug, Clone)]
+pub struct BuiltLayer {
+    pub layer: AddedLayer,
+    pub warnings: Vec<Warning>,
+}
+
+/// What the pipeline made and where it went.
+#[derive(Debug)]
+pub struct ImageOutcome {
+    pub image: BuiltImage,
+    pub platform: Platform,
+    pub layers: Vec<BuiltLayer>,
+    pub written: SinkReport,
+}
+
+/// Opens an image for reading from wherever it lives: a local layout or archive, or a registry
+/// (through the context's client for its host).
+pub fn open_image(ctx: &Context, spec: &ImageSpec) -> Result<Arc<dyn ImageStore>> {
+    if let Some(local) = source::open_local(spec) {
+        return Ok(Arc::from(local?));
+    }
+    let ImageSpec::Registry(reference) = spec else {
+        unreachable!("open_local takes every local transport");
+    };
+    let client = ctx.block_on(ctx.registry(reference))?;
+    let store = RegistryStore::new(reference.clone(), client, ctx.handle().clone())?;
+    Ok(Arc::new(store))
+}
+
+/// Opens the destination; for a registry, logs in (and creates the ECR repository if asked)
+/// before any layer is built, so that each blob can upload as soon as it exists.
+pub fn open_sink(
+    ctx: &Context,
+    spec: &SinkSpec,
+    create_repository: bool,
+) -> Result<Box<dyn ImageSink>> {
+    Ok(match spec {
+        SinkSpec::OciLayout { dir, tag } => Box::new(LayoutSink::create(dir, tag.as_deref())?),
+        SinkSpec::DockerArchive { file, tag } => {
+            Box::new(ArchiveSink::create(file, tag.as_deref())?)
+        }
+        SinkSpec::Registry(target) => {
+            let client = ctx.block_on(async {
+                if create_repository {
+                    create_ecr_repository(ctx, target).await?;
+                }
+                ctx.registry(target).await
+            })?;
+            Box::new(RegistrySink::new(
+                client,
+                target.clone(),
+                ctx.handle().clone(),
+            )?)
+        }
+    })
+}
+
+async fn create_ecr_repository(ctx: &Context, target: &ImageRef) -> Result<()> {
+    let region = ctx.ecr_region(target).await.ok_or_else(|| {
+        LayerError::Usage(
+            "--create-repository needs a region: pass --region or set AWS_REGION".into(),
+        )
+    })?;
+    if ctx
+        .aws()
+        .ensure_ecr_repository(&region, &target.repository)
+        .await?
+    {
+        info!("created ECR repository {} in {region}", target.repository);
+    }
+    Ok(())
+}
+
+/// Reads the base image and narrows it to one platform (`--platform`, else linux/amd64).
+pub fn open_base(
+    ctx: &Context,
+    spec: &ImageSpec,
+    platform: Option<&Platform>,
+) -> Result<BaseImage> {
+    info!("reading base image {spec}");
+    let store = open_image(ctx, spec)?;
+    let resolved = source::resolve(store.as_ref(), platform)?;
+    Ok(BaseImage::new(resolved, store))
+}
+
+/// Builds the image `request` describes into `sink`.
+pub fn run(
+    ctx: &Context,
+    request: &ImageRequest,
+    mut sink: Box<dyn ImageSink>,
+) -> Result<ImageOutcome> {
+    let base = match &request.base {
+        Some(spec) => Some(open_base(ctx, spec, request.platform.as_ref())?),
+        None => None,
+    };
+    if let Some(b) = &base {
+        sink.start_base(b).map_err(anyhow::Error::from_boxed)?;
+    }
+    let count = request.layers.len();
+    let groups: Vec<Vec<usize>> = if request.squash {
+        vec![(0..count).collect()]
+    } else {
+        (0..count).map(|i| vec![i]).collect()
+    };
+    let (tx, events) = mpsc::channel();
+    let ready = tx.clone();
+    inputs::start_layers(ctx, &request.layers, move |i, r| {
+        let _ = ready.send(Event::Layer(i, r));
+    })?;
+    let blob_dir = sink.blob_dir().to_path_buf();
+    let mut sink_failed = None;
+    let (inputs, built) = build_as_ready(
+        count,
+        &groups,
+        &request.build,
+        &blob_dir,
+        tx,
+        events,
+        |g, layer| {
+            if sink_failed.is_none()
+                && let Err(e) = sink.layer_ready(g, &layer.digests)
+            {
+                sink_failed = Some(e);
+            }
+        },
+    )?;
+    if let Some(e) = sink_failed {
+        return Err(anyhow::Error::from_boxed(e));
+    }
+    let mut layers = Vec::with_capacity(built.len());
+    for (group, (layer, warnings)) in groups.iter().zip(built) {
+        for w in &warnings {
+            warn!("{}", w.message);
+        }
+        let names: Vec<&str> = group.iter().map(|&i| inputs[i].display.as_str()).collect();
+        info!(
+            "layer {} from {} ({} bytes)",
+            layer.digests.digest,
+            names.join(", "),
+            layer.digests.size
+        );
+        layers.push(BuiltLayer { layer, warnings });
+    }
+    // A base fixes the platform: `resolve` already refused one that differs from --platform.
+    let platform = match &base {
+        Some(b) => b.platform.clone(),
+        None => choose_platform(request.platform.clone(), &inputs),
+    };
+    let added: Vec<AddedLayer> = layers.iter().map(|l| l.layer.clone()).collect();
+    let image = build_image(&added, &platform, base.as_ref());
+    let written = sink
+        .finish(FinishedImage {
+            built: &image,
+            base: base.as_ref(),
+            added: &added,
+        })
+        .map_err(anyhow::Error::from_boxed)?;
+    info!(
+        "wrote {} ({platform}, {} layer(s) added)",
+        written.reference,
+        added.len()
+    );
+    Ok(ImageOutcome {
+        image,
+        platform,
+        layers,
+        written,
+    })
+}

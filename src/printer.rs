@@ -1,0 +1,49 @@
+//! The one place output is written: data on stdout — a command's report as text, or as one JSON
+//! document under `--json` — and progress bars for people on stderr, only on a terminal.
+
+use std::io::Write;
+
+use serde::Serialize;
+
+use crate::progress::Progress;
+
+/// A command's result: serialisable for `--json`, with the text form scripts read by default.
+pub trait Report: Serialize {
+    /// The data printed on stdout without `--json` (one value per line, no decoration).
+    fn text(&self) -> String;
+}
+
+pub struct Printer {
+    json: bool,
+    progress: Progress,
+}
+
+impl Printer {
+    pub fn new(json: bool, quiet: bool) -> Self {
+        Printer {
+            json,
+            progress: Progress::for_terminal(quiet || json),
+        }
+    }
+
+    pub fn json(&self) -> bool {
+        self.json
+    }
+
+    /// Progress bars for transfers (hidden unless stderr is a terminal).
+    pub fn progress(&self) -> &Progress {
+        &self.progress
+    }
+
+    /// Prints `report` on stdout as text or JSON.
+    pub fn print(&self, report: &impl Report) -> std::io::Result<()> {
+        let mut stdout = std::io::stdout().lock();
+        if self.json {
+            serde_json::to_writer_pretty(&mut stdout, report)?;
+        } else {
+            stdout.write_all(report.text().as_bytes())?;
+        }
+        writeln!(stdout)?;
+        stdout.flush()
+    }
+}

@@ -1,0 +1,162 @@
+//! The distribution spec's error documents (`{"errors":[{"code":…,"message":…}]}`), parsed so that
+//! a failure is recognised by its code rather than by words in a body; the body's start stays as a
+//! fallback for registries (and proxies) that answer with something else.
+
+use serde::Deserialize;
+
+/// The error codes of the OCI distribution spec, and ECR's immutable-tag code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ErrorCode {
+    BlobUnknown,
+    BlobUploadInvalid,
+    BlobUploadUnknown,
+    DigestInvalid,
+    ManifestBlobUnknown,
+    ManifestInvalid,
+    ManifestUnknown,
+    NameInvalid,
+    NameUnknown,
+    SizeInvalid,
+    TagInvalid,
+    TagImmutable,
+    Unauthorized,
+    Denied,
+    Unsupported,
+    TooManyRequests,
+    Other(String),
+}
+
+impl ErrorCode {
+    fn parse(code: &str) -> ErrorCode {
+        match code {
+            "BLOB_UNKNOWN" => ErrorCode::BlobUnknown,
+            "BLOB_UPLOAD_INVALID" => ErrorCode::BlobUploadInvalid,
+            "BLOB_UPLOAD_UNKNOWN" => ErrorCode::BlobUploadUnknown,
+            "DIGEST_INVALID" => ErrorCode::DigestInvalid,
+            "MANIFEST_BLOB_UNKNOWN" => ErrorCode::ManifestBlobUnknown,
+            "MANIFEST_INVALID" => ErrorCode::ManifestInvalid,
+            "MANIFEST_UNKNOWN" => ErrorCode::ManifestUnknown,
+            "NAME_INVALID" => ErrorCode::NameInvalid,
+            "NAME_UNKNOWN" => ErrorCode::NameUnknown,
+            "SIZE_INVALID" => ErrorCode::SizeInvalid,
+            "TAG_INVALID" => ErrorCode::TagInvalid,
+            "TAG_IMMUTABLE" => ErrorCode::TagImmutable,
+            "UNAUTHORIZED" => ErrorCode::Unauthorized,
+            "DENIED" => ErrorCode::Denied,
+            "UNSUPPORTED" => ErrorCode::Unsupported,
+            "TOOMANYREQUESTS" => ErrorCode::TooManyRequests,
+            other => ErrorCode::Other(other.to_string()),
+        }
+    }
+}
+
+/// One entry of an error document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistryErrorEntry {
+    pub code: ErrorCode,
+    /// The code as the registry spelled it.
+    pub raw_code: String,
+    pub message: String,
+}
+
+/// What an error response said: its parsed entries, and the start of the body as sent.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ErrorBody {
+    pub errors: Vec<RegistryErrorEntry>,
+    /// At most 300 characters of the body, with anything URL-like scrubbed of its query.
+    pub excerpt: String,
+}
+
+#[derive(Deserialize)]
+struct Document {
+    #[serde(default)]
+    errors: Vec<Entry>,
+}
+
+#[derive(Deserialize)]
+struct Entry {
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    message: String,
+}
+
+impl ErrorBody {
+    pub fn parse(body: &[u8]) -> ErrorBody {
+        let errors = serde_json::from_slice::<Document>(body)
+            .map(|d| d.errors)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|e| RegistryErrorEntry {
+                code: ErrorCode::parse(&e.code),
+                raw_code: e.code,
+                message: crate::net::redact::scrub(&e.message),
+            })
+            .collect();
+        let text = String::from_utf8_lossy(body);
+        ErrorBody {
+            errors,
+            excerpt: crate::net::redact::scrub(&text).chars().take(300).collect(),
+        }
+    }
+
+    pub fn has(&self, code: &ErrorCode) -> bool {
+        self.errors.iter().any(|e| &e.code == code)
+    }
+
+    /// An immutable tag refusing another digest: ECR says `TAG_INVALID` ("… cannot be overwritten
+    /// because the tag is immutable"), other registries `TAG_IMMUTABLE`.
+    pub fn is_immutable_tag(&self) -> bool {
+        self.errors.iter().any(|e| match e.code {
+            ErrorCode::TagImmutable => true,
+            ErrorCode::TagInvalid => e.message.contains("immutable"),
+            _ => false,
+        })
+    }
+}
+
+impl std::fmt::Display for ErrorBody {
+    /// `CODE: message` for each entry, else the body's start.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.errors.is_empty() {
+            return f.write_str(&self.excerpt);
+        }
+        let parts: Vec<String> = self
+            .errors
+            .iter()
+            .map(|e| format!("{}: {}", e.raw_code, e.message))
+            .collect();
+        f.write_str(&parts.join("; "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_codes_and_keeps_the_body_otherwise() {
+        let ecr = br#"{"errors":[{"code":"TAG_INVALID","message":"The image tag 'v1' already exists in the 'app' repository and cannot be overwritten because the tag is immutable."}]}"#;
+        let body = ErrorBody::parse(ecr);
+        assert!(body.has(&ErrorCode::TagInvalid));
+        assert!(body.is_immutable_tag());
+        assert!(body.to_string().starts_with("TAG_INVALID: The image tag"));
+
+        let missing =
+            ErrorBody::parse(br#"{"errors":[{"code":"NAME_UNKNOWN","message":"repository name not known to registry"}]}"#);
+        assert!(missing.has(&ErrorCode::NameUnknown));
+        assert!(!missing.is_immutable_tag());
+
+        let html = ErrorBody::parse(b"<html>502 Bad Gateway</html>");
+        assert!(html.errors.is_empty());
+        assert_eq!(html.to_string(), "<html>502 Bad Gateway</html>");
+    }
+
+    #[test]
+    fn messages_lose_url_queries() {
+        let body = ErrorBody::parse(
+            br#"{"errors":[{"code":"DENIED","message":"see https://x.example/a?X-Amz-Signature=SECRET"}]}"#,
+        );
+        assert!(!body.to_string().contains("SECRET"), "{body}");
+    }
+}

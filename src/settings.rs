@@ -1,0 +1,324 @@
+//! The command line resolved once into the types the commands use: every flag is checked here, so
+//! a usage error (exit 2) is found before any work, and no command below this point sees clap.
+
+use std::path::PathBuf;
+
+use crate::aws::AwsSettings;
+use crate::cli::{self, Cli, Command};
+use crate::core::error::LayerError;
+use crate::core::layer_build::BuildOptions;
+use crate::core::paths::normalize_prefix;
+use crate::core::zip_writer::DosTime;
+use crate::oci::archive_sink::normalize_repo_tag;
+use crate::oci::layout_sink::check_tag;
+use crate::oci::platform::Platform;
+use crate::oci::reference::{ImageRef, ImageSpec};
+use crate::oci::sink::SinkSpec;
+use crate::pipeline::ImageRequest;
+use crate::pipeline::inputs::LayerRef;
+use crate::registry::auth::{AuthMode, ecr_region};
+
+/// Everything a run needs to know from its command line and environment.
+#[derive(Debug)]
+pub struct Settings {
+    pub global: GlobalSettings,
+    pub command: CommandSettings,
+}
+
+/// Options every command shares.
+#[derive(Debug, Clone)]
+pub struct GlobalSettings {
+    pub aws: AwsSettings,
+    /// One JSON document on stdout instead of text.
+    pub json: bool,
+    pub quiet: bool,
+    pub verbose: u8,
+    /// Read and write the download cache.
+    pub use_cache: bool,
+    pub registry: RegistrySettings,
+}
+
+/// How registries are reached.
+#[derive(Debug, Clone, Default)]
+pub struct RegistrySettings {
+    /// Hosts (`host[:port]`) spoken to over plain HTTP.
+    pub plain_http: Vec<String>,
+    pub auth: AuthMode,
+}
+
+#[derive(Debug)]
+pub enum CommandSettings {
+    Image(ImageSettings),
+    Fetch(FetchSettings),
+    Zip(ZipSettings),
+    Inspect(InspectSettings),
+}
+
+#[derive(Debug)]
+pub struct ImageSettings {
+    pub request: ImageRequest,
+    pub output: SinkSpec,
+    pub create_repository: bool,
+}
+
+#[derive(Debug)]
+pub struct FetchSettings {
+    pub layers: Vec<LayerRef>,
+    pub dest: PathBuf,
+    pub max_unzipped: u64,
+    pub mtime_override: Option<u64>,
+}
+
+#[derive(Debug)]
+pub struct InspectSettings {
+    pub layer: LayerRef,
+    pub max_unzipped: u64,
+}
+
+#[derive(Debug)]
+pub struct ZipSettings {
+    pub image: ImageSpec,
+    pub output: PathBuf,
+    /// The image directory that becomes the zip root, relative (`opt`; `` for the whole image).
+    pub path: String,
+    pub platform: Option<Platform>,
+    pub threads: usize,
+    pub time: DosTime,
+    pub publish: Option<PublishSettings>,
+}
+
+#[derive(Debug, Clone)]
+pub struct PublishSettings {
+    pub layer_name: String,
+    pub compatible_runtimes: Vec<String>,
+    /// Empty: taken from the image's platform.
+    pub compatible_architectures: Vec<String>,
+    pub description: Option<String>,
+    pub license_info: Option<String>,
+    pub s3_bucket: Option<String>,
+}
+
+fn usage(message: impl Into<String>) -> LayerError {
+    LayerError::Usage(message.into())
+}
+
+impl Settings {
+    /// Checks and resolves the parsed command line (and `SOURCE_DATE_EPOCH` where it applies).
+    pub fn from_cli(cli: &Cli) -> Result<Settings, LayerError> {
+        let g = &cli.global;
+        let global = GlobalSettings {
+            aws: AwsSettings {
+                profile: g.profile.clone(),
+                region: g.region.clone(),
+            },
+            json: g.json,
+            quiet: g.quiet,
+            verbose: g.verbose,
+            use_cache: !g.no_cache,
+            registry: RegistrySettings {
+                plain_http: g.plain_http.clone(),
+                auth: match g.registry_auth {
+                    cli::RegistryAuth::Auto => AuthMode::Auto,
+                    cli::RegistryAuth::Ecr => AuthMode::Ecr,
+                    cli::RegistryAuth::Docker => AuthMode::Docker,
+                    cli::RegistryAuth::Anonymous => AuthMode::Anonymous,
+                },
+            },
+        };
+        let command = match &cli.command {
+            Command::Image(args) => {
+                CommandSettings::Image(image_settings(args, global.registry.auth)?)
+            }
+            Command::Fetch(args) => CommandSettings::Fetch(FetchSettings {
+                layers: parse_layers(&args.layers)?,
+                dest: args.dest.clone(),
+                max_unzipped: args.limits.max_unzipped,
+                mtime_override: source_date_epoch()?,
+            }),
+            Command::Zip(args) => CommandSettings::Zip(zip_settings(args)?),
+            Command::Inspect(args) => CommandSettings::Inspect(InspectSettings {
+                layer: LayerRef::parse(&args.target)?,
+                max_unzipped: args.limits.max_unzipped,
+            }),
+        };
+        Ok(Settings { global, command })
+    }
+}
+
+/// Parses LAYER arguments (ARNs or zip paths) without touching the network or the files.
+pub fn parse_layers(args: &[String]) -> Result<Vec<LayerRef>, LayerError> {
+    args.iter().map(|a| LayerRef::parse(a)).collect()
+}
+
+fn image_settings(args: &cli::ImageArgs, auth: AuthMode) -> Result<ImageSettings, LayerError> {
+    let defaults = BuildOptions::default();
+    let build = BuildOptions {
+        prefix: normalize_prefix(&args.prefix).map_err(usage)?,
+        mtime_override: source_date_epoch()?,
+        max_unzipped: args.limits.max_unzipped,
+        gzip_level: args.recompress.unwrap_or(defaults.gzip_level),
+        recompress: args.recompress.is_some(),
+        threads: threads(args.threads)?,
+    };
+    let base = args
+        .base
+        .as_deref()
+        .map(ImageSpec::parse)
+        .transpose()
+        .map_err(usage)?;
+    let output = image_output(args)?;
+    if args.create_repository
+        && let SinkSpec::Registry(target) = &output
+        && auth != AuthMode::Ecr
+        && ecr_region(&target.registry).is_none()
+    {
+        return Err(usage(format!(
+            "--create-repository creates Amazon ECR repositories, and {} is not an ECR registry host; drop the flag, or add --registry-auth ecr (with --region) if it is an ECR behind another name",
+            target.registry
+        )));
+    }
+    Ok(ImageSettings {
+        request: ImageRequest {
+            layers: parse_layers(&args.layers)?,
+            base,
+            platform: parse_platform(args.platform.as_deref())?,
+            squash: args.squash,
+            build,
+        },
+        output,
+        create_repository: args.create_repository,
+    })
+}
+
+fn image_output(args: &cli::ImageArgs) -> Result<SinkSpec, LayerError> {
+    if let Some(target) = &args.push {
+        let target = target.strip_prefix("docker://").unwrap_or(target);
+        return Ok(SinkSpec::Registry(ImageRef::parse(target).map_err(usage)?));
+    }
+    if let Some(spec) = &args.oci_layout {
+        let (dir, tag) = split_dest(spec);
+        if let Some(tag) = &tag {
+            check_tag(tag).map_err(usage)?;
+        }
+        return Ok(SinkSpec::OciLayout { dir, tag });
+    }
+    let spec = args
+        .docker_archive
+        .as_ref()
+        .ok_or_else(|| usage("give --oci-layout DIR[:TAG] or --docker-archive FILE[:TAG]"))?;
+    let (file, tag) = split_dest(spec);
+    let tag = tag
+        .map(|t| normalize_repo_tag(&t))
+        .transpose()
+        .map_err(usage)?;
+    Ok(SinkSpec::DockerArchive { file, tag })
+}
+
+/// `DIR:TAG` splits at the first `:` (as skopeo's `oci:` transport does).
+fn split_dest(spec: &str) -> (PathBuf, Option<String>) {
+    match spec.split_once(':') {
+        Some((path, tag)) if !tag.is_empty() => (PathBuf::from(path), Some(tag.to_string())),
+        Some((path, _)) => (PathBuf::from(path), None),
+        None => (PathBuf::from(spec), None),
+    }
+}
+
+fn zip_settings(args: &cli::ZipArgs) -> Result<ZipSettings, LayerError> {
+    for arch in &args.compatible_architectures {
+        if arch != "x86_64" && arch != "arm64" {
+            return Err(usage(format!(
+                "--compatible-architecture {arch:?}: Lambda architectures are x86_64 and arm64"
+            )));
+        }
+    }
+    let time = source_date_epoch()?
+        .map(DosTime::from_unix)
+        .unwrap_or(DosTime::MIN);
+    let publish = args.publish.as_ref().map(|name| PublishSettings {
+        layer_name: name.clone(),
+        compatible_runtimes: args.compatible_runtimes.clone(),
+        compatible_architectures: args.compatible_architectures.clone(),
+        description: args.description.clone(),
+        license_info: args.license_info.clone(),
+        s3_bucket: args.s3_bucket.clone(),
+    });
+    Ok(ZipSettings {
+        image: ImageSpec::parse(&args.image).map_err(usage)?,
+        output: args.output.clone(),
+        path: normalize_path(&args.path).map_err(usage)?,
+        platform: parse_platform(args.platform.as_deref())?,
+        threads: threads(args.threads)?,
+        time,
+        publish,
+    })
+}
+
+fn parse_platform(platform: Option<&str>) -> Result<Option<Platform>, LayerError> {
+    platform
+        .map(str::parse::<Platform>)
+        .transpose()
+        .map_err(usage)
+}
+
+/// `--threads`: at least 1; all cores when not given.
+fn threads(requested: Option<usize>) -> Result<usize, LayerError> {
+    match requested {
+        Some(0) => Err(usage("--threads must be at least 1")),
+        Some(n) => Ok(n),
+        None => Ok(std::thread::available_parallelism().map_or(1, |n| n.get())),
+    }
+}
+
+/// `/opt`, `opt/`, `/var/task` → `opt`, `var/task`; `/` → the whole image.
+fn normalize_path(path: &str) -> Result<String, String> {
+    let mut parts = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                return Err(format!(
+                    "--path {path:?} contains '..'; give a plain absolute directory such as /opt"
+                ));
+            }
+            p if p.contains('\0') => return Err(format!("--path {path:?} contains a NUL byte")),
+            p => parts.push(p),
+        }
+    }
+    Ok(parts.join("/"))
+}
+
+/// `SOURCE_DATE_EPOCH`, when set to a whole number of seconds.
+fn source_date_epoch() -> Result<Option<u64>, LayerError> {
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(v) if v.trim().is_empty() => Ok(None),
+        Ok(v) => v.trim().parse().map(Some).map_err(|_| {
+            usage(format!(
+                "SOURCE_DATE_EPOCH={v:?} is not a whole number of seconds since 1970"
+            ))
+        }),
+        Err(_) => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths() {
+        assert_eq!(normalize_path("/opt").unwrap(), "opt");
+        assert_eq!(normalize_path("var/task/").unwrap(), "var/task");
+        assert_eq!(normalize_path("/").unwrap(), "");
+        assert!(normalize_path("/opt/../etc").is_err());
+    }
+
+    #[test]
+    fn destinations_split_at_the_first_colon() {
+        assert_eq!(
+            split_dest("out/x:v1"),
+            (PathBuf::from("out/x"), Some("v1".into()))
+        );
+        assert_eq!(split_dest("out/x:"), (PathBuf::from("out/x"), None));
+        assert_eq!(split_dest("out/x"), (PathBuf::from("out/x"), None));
+    }
+}
