@@ -1,14 +1,12 @@
 //! Layers by ARN against the fake AWS endpoint: the real aws-sdk-lambda client signs for the ARN's own
 //! region, downloads are verified, cached and retried, errors name the fix, and no secret leaks.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use crate::support::fake_aws::{FakeAws, Fault};
+use crate::support::tools::assert_no_secrets;
 use serde_json::Value;
-use support::fake_aws::{FakeAws, Fault};
-use support::tools::assert_no_secrets;
 
 const ARN: &str = "arn:aws:lambda:us-west-2:210987654321:layer:deps:4";
 const EXT_ARN: &str = "arn:aws:lambda:eu-central-1:210987654321:layer:ext:1";
@@ -74,7 +72,7 @@ impl Env {
         self.cmd(args).output().unwrap()
     }
 
-    fn lambda_requests(&self) -> Vec<support::fake_aws::RecordedRequest> {
+    fn lambda_requests(&self) -> Vec<crate::support::fake_aws::RecordedRequest> {
         self.fake
             .requests()
             .into_iter()

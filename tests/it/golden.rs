@@ -5,17 +5,15 @@
 //! Rewrite the list only for an intended change of output:
 //! `LAYERPORT_BLESS_GOLDEN=1 cargo test --test it golden`.
 
-mod support;
-
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use support::images::{self, E, Img, dir, file, layer_tar, marker};
-use support::registry::{PushHome, Registry};
-use support::tools::{Kind, layerport, run_cmd, testdata, tree};
+use crate::support::images::{self, E, Img, dir, file, layer_tar, marker};
+use crate::support::registry::{PushHome, Registry};
+use crate::support::tools::{Kind, layerport, run_cmd, testdata, tree};
 
 const GOLDEN: &str = "golden-digests.txt";
 

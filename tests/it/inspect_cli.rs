@@ -1,15 +1,13 @@
 //! Proves that `layerport inspect` reports a zip's entries, sizes (checked against Python's zipfile),
 //! Lambda's limit and the rule warnings, in text and in JSON, and that what it warns about matches the image.
 
-mod support;
-
+use crate::support::tools::*;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::fs;
 use std::path::Path;
-use support::tools::*;
 use tempfile::TempDir;
 
 fn inspect_json(zip: &Path) -> Value {

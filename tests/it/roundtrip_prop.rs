@@ -2,8 +2,7 @@
 //! random unix modes, relative in-tree symlinks, any entry order) comes back from `layerport image` and
 //! `layerport fetch` with the same paths, kinds, contents and link targets, modes widened per the rules.
 
-mod support;
-
+use crate::support::tools::*;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed};
 use std::collections::{BTreeSet, HashSet};
@@ -11,7 +10,6 @@ use std::ffi::OsString;
 use std::fs;
 use std::io::Write;
 use std::path::Path;
-use support::tools::*;
 use tempfile::TempDir;
 use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, DateTime, ZipWriter};

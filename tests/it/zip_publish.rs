@@ -2,15 +2,13 @@
 //! publish, an identical second one that publishes nothing, a zip over 50 MB through S3 PutObject,
 //! and errors that name the permissions to add.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use crate::support::fake_aws::{ACCOUNT, FakeAws, Fault, RecordedRequest};
+use crate::support::images::*;
+use crate::support::tools::{assert_no_secrets, sha256_hex};
 use serde_json::Value;
-use support::fake_aws::{ACCOUNT, FakeAws, Fault, RecordedRequest};
-use support::images::*;
-use support::tools::{assert_no_secrets, sha256_hex};
 
 const REGION: &str = "eu-west-1";
 const SECRET_KEY: &str = "SECRETKEYlayerportTEST0123456789";

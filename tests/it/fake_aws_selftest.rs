@@ -1,9 +1,8 @@
-//! Proves the fake AWS endpoint in `support::fake_aws` speaks the wire protocols the real
+//! Proves the fake AWS endpoint in `crate::support::fake_aws` speaks the wire protocols the real
 //! `aws-sdk-lambda` and `aws-sdk-ecr` clients expect (and that its faults surface the way real AWS
 //! failures do), so the CLI's integration tests can trust it.
 
-mod support;
-
+use crate::support::fake_aws::{FakeAws, Fault};
 use aws_config::BehaviorVersion;
 use aws_config::timeout::TimeoutConfig;
 use aws_sdk_lambda::error::ProvideErrorMetadata;
@@ -13,7 +12,6 @@ use base64::engine::general_purpose::STANDARD as B64;
 use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
 use std::time::Duration;
-use support::fake_aws::{FakeAws, Fault};
 
 const ARN: &str = "arn:aws:lambda:eu-west-1:111122223333:layer:my-layer:7";
 

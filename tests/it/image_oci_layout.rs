@@ -1,15 +1,13 @@
 //! Proves that `layerport image --oci-layout` writes a valid, deterministic OCI layout whose layers follow
 //! the zip → layer rules, checked by independent consumers (skopeo, oci-image-tool, umoci, unzip).
 
-mod support;
-
+use crate::support::tools::*;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use sha2::{Digest, Sha256};
 use std::ffi::OsStr;
 use std::fs;
 use std::path::{Path, PathBuf};
-use support::tools::*;
 use tempfile::TempDir;
 
 const MANIFEST_MT: &str = "application/vnd.oci.image.manifest.v1+json";

@@ -1,12 +1,10 @@
 //! Proves that `layerport image --docker-archive` writes a `docker load` archive that skopeo reads and
 //! copies, and that it holds the same image contents as the OCI layout output.
 
-mod support;
-
+use crate::support::tools::*;
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use support::tools::*;
 use tempfile::TempDir;
 
 const ZIPS: [&str; 2] = ["infozip-symlinks.zip", "python-zipfile.zip"];

@@ -12,16 +12,14 @@
 //! filesystem. The push test covers that overlap too: layer 1's blob is uploaded, so converted,
 //! while layer 2 still downloads.
 
-mod support;
-
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::support::fake_aws::{FakeAws, Gate};
+use crate::support::fault_proxy::{FaultProxy, ProxiedRequest};
+use crate::support::registry::{PushHome, Registry, digest_of, layer_digests, write_docker_config};
+use crate::support::tools::testdata;
 use serde_json::Value;
-use support::fake_aws::{FakeAws, Gate};
-use support::fault_proxy::{FaultProxy, ProxiedRequest};
-use support::registry::{PushHome, Registry, digest_of, layer_digests, write_docker_config};
-use support::tools::testdata;
 
 const ARN1: &str = "arn:aws:lambda:us-west-2:210987654321:layer:deps:4";
 const ARN2: &str = "arn:aws:lambda:us-west-2:210987654321:layer:ext:1";

@@ -2,13 +2,11 @@
 //! `docker save` archives (legacy, docker 25+, and the one skopeo writes) — and with any thread
 //! count; images made by other tools (umoci's own whiteouts, `layerport image`) read back faithfully.
 
-mod support;
-
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use support::images::*;
-use support::tools::{self, Tree};
+use crate::support::images::*;
+use crate::support::tools::{self, Tree};
 use tempfile::TempDir;
 
 fn zip_bytes(image: &str, out: &Path, args: &[&str]) -> Vec<u8> {

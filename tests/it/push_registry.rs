@@ -3,20 +3,18 @@
 //! registry's access log, base images (OCI, Docker v2, pinned, multi-platform index, another
 //! registry), and retries and digest checks through a fault-injecting proxy.
 
-mod support;
-
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{Read, Write};
 use std::path::Path;
 
-use support::fault_proxy::{FaultProxy, ProxyFault};
-use support::registry::{
+use crate::support::fault_proxy::{FaultProxy, ProxyFault};
+use crate::support::registry::{
     PushHome, Registry, digest_of, layer_digests, push_args, statuses, umoci_image,
     write_docker_config, zip_path,
 };
-use support::tools::{Kind, blob_path, tree};
+use crate::support::tools::{Kind, blob_path, tree};
 
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
@@ -596,7 +594,7 @@ fn a_corrupted_base_blob_never_lands_in_the_output() {
             assert!(stderr.contains(&layer), "the blob is not named: {stderr}");
             assert!(!out.exists(), "a layout was written from a corrupt blob");
             let lines = reg.access_lines();
-            let put = |l: &&support::registry::AccessLine| {
+            let put = |l: &&crate::support::registry::AccessLine| {
                 l.method == "PUT" && l.uri.starts_with("/v2/app/manifests/")
             };
             assert!(

@@ -3,13 +3,11 @@
 //! own token endpoint) in front of docker-registry's htpasswd auth. Anonymous pushes and `zip` pulls
 //! must fetch a token for the right scope, retry with it, and never print it.
 
-mod support;
-
-use support::fault_proxy::{BEARER_SERVICE, BearerProxy, TokenRequest};
-use support::registry::{
+use crate::support::fault_proxy::{BEARER_SERVICE, BearerProxy, TokenRequest};
+use crate::support::registry::{
     PushHome, Registry, basic_auth_secrets, digest_of, push_args, write_docker_config,
 };
-use support::tools::assert_no_secrets;
+use crate::support::tools::assert_no_secrets;
 
 fn start() -> (Registry, BearerProxy) {
     let reg = Registry::start();

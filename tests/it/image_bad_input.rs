@@ -1,12 +1,10 @@
 //! Proves that `layerport image` refuses every broken or hostile zip (testdata/bad, NUL names) with exit 1,
 //! a clear error naming the zip and entry plus a hint, leaves nothing behind, and never lets a layer escape.
 
-mod support;
-
+use crate::support::tools::*;
 use std::ffi::OsString;
 use std::fs;
 use std::path::Path;
-use support::tools::*;
 use tempfile::TempDir;
 
 /// Runs `layerport image good/stored.zip BAD --<flag> <dest>` with TMPDIR pointed at an empty

@@ -3,13 +3,11 @@
 //! the zip passes `unzip -t`, `zipinfo` and Python's zipfile; platform choice and the checks fail
 //! with messages that say what to do, leaving nothing behind.
 
-mod support;
-
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use support::images::*;
-use support::tools::{self, Kind, Tree};
+use crate::support::images::*;
+use crate::support::tools::{self, Kind, Tree};
 use tempfile::TempDir;
 
 /// Three layers exercising every rule of "Image → zip".

@@ -10,17 +10,15 @@
 //! are checked to have what they are meant to test (streams ending at every bit position, zip64
 //! fields), so a tamer input cannot pass unnoticed.
 
-mod support;
-
+use crate::support::images::LAYER_GZIP;
+use crate::support::splice_zips::*;
+use crate::support::tools::*;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use support::images::LAYER_GZIP;
-use support::splice_zips::*;
-use support::tools::*;
 use tempfile::TempDir;
 
 /// Checks that the generated zips have what they are meant to test, so the tests cannot quietly

@@ -1,12 +1,12 @@
 //! `layerport zip` reading straight from a registry (htpasswd auth, Docker config): the same image gives
 //! the same zip bytes as from an OCI layout copied out of that registry by skopeo.
 
-mod support;
-
-use support::registry::{PushHome, Registry};
+use crate::support::registry::{PushHome, Registry};
 
 fn testdata(rel: &str) -> String {
-    support::tools::testdata(rel).to_string_lossy().into_owned()
+    crate::support::tools::testdata(rel)
+        .to_string_lossy()
+        .into_owned()
 }
 
 #[test]
@@ -76,8 +76,8 @@ fn zip_from_registry_without_credentials_explains_how_to_log_in() {
 
 #[test]
 fn a_blob_download_cut_mid_body_is_retried_to_the_same_zip() {
-    use support::fault_proxy::{FaultProxy, ProxyFault};
-    use support::registry::write_docker_config;
+    use crate::support::fault_proxy::{FaultProxy, ProxyFault};
+    use crate::support::registry::write_docker_config;
 
     let registry = Registry::start();
     let proxy = FaultProxy::start(&registry.host());

@@ -6,14 +6,12 @@
 //! `layer_splice.rs` (which proves the spliced layers are right); the zips come from
 //! `support/splice_zips.rs`.
 
-mod support;
-
+use crate::support::splice_zips::*;
+use crate::support::tools::*;
 use serde_json::Value;
 use std::ffi::OsString;
 use std::fs;
 use std::path::{Path, PathBuf};
-use support::splice_zips::*;
-use support::tools::*;
 use tempfile::TempDir;
 
 /// The zip that the refusal tests damage: a small entry, a large multi-block deflate entry, the same

@@ -1,12 +1,10 @@
 //! Proves that `layerport fetch` extracts local layer zips in order (later wins) with the same modes,
 //! symlinks and mtimes as the image path, and that a failed fetch changes nothing on disk.
 
-mod support;
-
+use crate::support::tools::*;
 use std::ffi::OsString;
 use std::fs;
 use std::path::Path;
-use support::tools::*;
 use tempfile::TempDir;
 
 fn fetch(zips: &[&str], dest: &Path) -> (i32, String, String) {

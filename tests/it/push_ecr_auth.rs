@@ -4,18 +4,18 @@
 //! DescribeRepositories and CreateRepository, while a fault proxy in front of docker-registry plays
 //! ECR's NAME_UNKNOWN for repositories the fake does not hold and its immutable-tag refusal.
 
-mod support;
-
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
 
 use serde_json::json;
 
-use support::fake_aws::{FakeAws, Fault, RecordedRequest};
-use support::fault_proxy::FaultProxy;
-use support::registry::{PushHome, Registry, basic_auth_secrets, push_args, write_docker_config};
-use support::tools::{assert_no_secrets, sha256_hex};
+use crate::support::fake_aws::{FakeAws, Fault, RecordedRequest};
+use crate::support::fault_proxy::FaultProxy;
+use crate::support::registry::{
+    PushHome, Registry, basic_auth_secrets, push_args, write_docker_config,
+};
+use crate::support::tools::{assert_no_secrets, sha256_hex};
 
 const ECR_PASSWORD: &str = "ECR-token-password-7c1e9b2a-doNotLeak";
 const SECRET_KEY: &str = "SECRETKEYlayerportECRTEST0123456789";

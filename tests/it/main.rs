@@ -1,0 +1,26 @@
+//! The integration tests: one test binary (one link, one set of helpers), a module per area.
+//! Each drives the real `layerport` binary against real parts started on loopback: a
+//! `docker-registry` with htpasswd, a fake AWS endpoint speaking the SDK's wire protocols, and
+//! independent consumers (skopeo, umoci, unzip, Python's zipfile) checking what it writes.
+
+mod support;
+
+mod arn_layers;
+mod fake_aws_selftest;
+mod fetch_local;
+mod golden;
+mod image_bad_input;
+mod image_docker_archive;
+mod image_oci_layout;
+mod inspect_cli;
+mod layer_splice;
+mod layer_splice_refusals;
+mod pipeline_overlap;
+mod push_bearer_auth;
+mod push_ecr_auth;
+mod push_registry;
+mod roundtrip_prop;
+mod zip_image;
+mod zip_publish;
+mod zip_registry;
+mod zip_sources;
