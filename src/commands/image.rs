@@ -5,6 +5,7 @@ use anyhow::Result;
 use serde::Serialize;
 
 use crate::context::Context;
+use crate::core::digest::Digest;
 use crate::core::warnings::Warning;
 use crate::oci::sink::{BlobReport, SinkKind};
 use crate::pipeline::{self, BuiltLayer, ImageOutcome};
@@ -21,8 +22,8 @@ pub fn run(settings: &ImageSettings, ctx: &Context) -> Result<ImageReport> {
 #[serde(rename_all = "camelCase")]
 pub struct ImageReport {
     pub output: OutputReport,
-    pub manifest_digest: String,
-    pub config_digest: String,
+    pub manifest_digest: Digest,
+    pub config_digest: Digest,
     pub platform: String,
     pub layers: Vec<LayerReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -40,8 +41,8 @@ pub struct OutputReport {
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LayerReport {
-    pub digest: String,
-    pub diff_id: String,
+    pub digest: Digest,
+    pub diff_id: Digest,
     pub size: u64,
     pub uncompressed_size: u64,
     pub sources: Vec<SourceReport>,
@@ -101,7 +102,7 @@ impl Report for ImageReport {
     fn text(&self) -> String {
         match self.output.kind {
             SinkKind::Registry => self.output.reference.clone(),
-            _ => self.manifest_digest.clone(),
+            _ => self.manifest_digest.to_string(),
         }
     }
 }

@@ -227,7 +227,7 @@ fn apply_and_select(
                     .unwrap_or_default()
             );
             let reader = source::open_layer(store, layer)?;
-            if let Err(e) = applier.apply_layer(i, &layer.blob.digest, reader) {
+            if let Err(e) = applier.apply_layer(i, layer.blob.digest.as_str(), reader) {
                 if matches!(e, ApplyError::BadTar { .. }) {
                     source::verify_blob(store, &layer.blob)?;
                 }

@@ -5,6 +5,7 @@
 use std::io::Write;
 use std::sync::Arc;
 
+use crate::core::digest::Digest;
 use crate::core::error::Result;
 use crate::core::layer_gzip::{EntryRef, HeaderSpec, Job, Piece, Source, write_gzip};
 use crate::core::layer_tree::LayerTree;
@@ -44,10 +45,10 @@ impl Default for BuildOptions {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LayerDigests {
     /// sha256 of the gzip blob.
-    pub digest: String,
+    pub digest: Digest,
     pub size: u64,
     /// sha256 of the uncompressed tar.
-    pub diff_id: String,
+    pub diff_id: Digest,
     pub tar_size: u64,
 }
 
@@ -233,7 +234,7 @@ mod tests {
     use zip::{CompressionMethod, ZipWriter};
 
     use super::*;
-    use crate::core::digest::sha256_digest;
+    use crate::core::digest::Digest;
     use crate::core::error::LayerError;
     use crate::core::layer_tree;
     use crate::core::layer_zip::ZipLayer;
@@ -308,10 +309,10 @@ mod tests {
                     ..BuildOptions::default()
                 };
                 let (blob, digests) = build(zip.path(), &opts).unwrap();
-                assert_eq!(digests.digest, sha256_digest(&blob));
+                assert_eq!(digests.digest, Digest::of(&blob));
                 assert_eq!(digests.size, blob.len() as u64);
                 let tar = gunzip(&blob);
-                assert_eq!(digests.diff_id, sha256_digest(&tar));
+                assert_eq!(digests.diff_id, Digest::of(&tar));
                 assert_eq!(digests.tar_size, tar.len() as u64);
                 let seen = seen_blob.get_or_insert_with(|| blob.clone());
                 assert!(

@@ -11,10 +11,10 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 
 use flate2::{Compress, Compression, FlushCompress};
-use sha2::{Digest, Sha256};
+use sha2::{Digest as _, Sha256};
 
 use crate::core::deflate_splice::{RawInflater, SpliceError, SpliceSink, splice};
-use crate::core::digest::{HashingWriter, format_digest};
+use crate::core::digest::{Digest, HashingWriter};
 use crate::core::error::{LayerError, Result};
 use crate::core::file_range::FileRange;
 use crate::core::layer_build::LayerDigests;
@@ -240,7 +240,7 @@ fn assemble<W: Write>(
         LayerDigests {
             digest,
             size,
-            diff_id: format_digest(&diff.finalize()),
+            diff_id: Digest::from_raw(&diff.finalize().into()),
             tar_size,
         },
     ))

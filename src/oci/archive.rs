@@ -8,14 +8,14 @@ use std::io::{self, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
+use sha2::{Digest as _, Sha256};
 
 use super::layout::{Layout, Member, Members, read_member};
 use super::source::{
     BlobRef, Compression, Document, ImageError, ImageStore, OCI_CONFIG, OCI_MANIFEST,
-    VerifyingReader, check_digest, io_error, sniff_compression,
+    VerifyingReader, io_error, sniff_compression,
 };
-use crate::core::digest::{format_digest, sha256_digest};
+use crate::core::digest::Digest;
 
 const OCI_LAYER_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
 const OCI_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
@@ -131,7 +131,7 @@ struct Legacy {
     members: TarMembers,
     manifest: Document,
     /// Blob digest → member name.
-    blobs: HashMap<String, String>,
+    blobs: HashMap<Digest, String>,
 }
 
 enum Inner {
@@ -262,7 +262,7 @@ impl Legacy {
             .ok_or_else(|| source("manifest.json has no Config".into(), damaged))?;
         let config = read_member(&members, &image, &config_rel)?
             .ok_or_else(|| missing("config", &config_rel))?;
-        let config_digest = sha256_digest(&config);
+        let config_digest = Digest::of(&config);
         let diff_ids: Vec<String> = serde_json::from_slice::<Value>(&config)
             .ok()
             .and_then(|c| c["rootfs"]["diff_ids"].as_array().cloned())
@@ -282,14 +282,12 @@ impl Legacy {
             let compression = sniff_compression(&head[..n]);
             let content_addressed = rel
                 .strip_prefix("blobs/sha256/")
-                .map(|hex| format!("sha256:{hex}"))
-                .filter(|d| check_digest(d).is_ok());
-            let digest = match (content_addressed, compression, diff_ids.get(i)) {
+                .and_then(|hex| Digest::parse(&format!("sha256:{hex}")).ok());
+            let diff_id = diff_ids.get(i).and_then(|d| Digest::parse(d).ok());
+            let digest = match (content_addressed, compression, diff_id) {
                 (Some(d), _, _) => d,
                 // An uncompressed layer's digest is its diff_id (checked while it is read).
-                (None, Compression::None, Some(diff_id)) if check_digest(diff_id).is_ok() => {
-                    diff_id.clone()
-                }
+                (None, Compression::None, Some(diff_id)) => diff_id,
                 _ => hash_member(&members, &image, &rel)?,
             };
             let media_type = match compression {
@@ -338,14 +336,14 @@ fn read_up_to(reader: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
 }
 
 /// The digest of a compressed member that is not stored under its digest (one extra read).
-fn hash_member(members: &TarMembers, image: &str, rel: &str) -> Result<String, ImageError> {
+fn hash_member(members: &TarMembers, image: &str, rel: &str) -> Result<Digest, ImageError> {
     let (mut reader, _) = members.open(rel)?.ok_or_else(|| ImageError::MissingBlob {
         image: image.to_string(),
         digest: rel.to_string(),
     })?;
     let mut hasher = Sha256::new();
     io::copy(&mut reader, &mut hasher).map_err(|e| io_error(e, image, rel))?;
-    Ok(format_digest(&hasher.finalize()))
+    Ok(Digest::from_raw(&hasher.finalize().into()))
 }
 
 impl ImageStore for DockerArchiveStore {
@@ -367,7 +365,7 @@ impl ImageStore for DockerArchiveStore {
         match &self.inner {
             Inner::Legacy(l) => Err(ImageError::MissingBlob {
                 image: l.image.clone(),
-                digest: blob.digest.clone(),
+                digest: blob.digest.to_string(),
             }),
             Inner::Oci(l) => l.manifest(blob),
         }
@@ -378,7 +376,7 @@ impl ImageStore for DockerArchiveStore {
             Inner::Legacy(l) => {
                 let missing = || ImageError::MissingBlob {
                     image: l.image.clone(),
-                    digest: blob.digest.clone(),
+                    digest: blob.digest.to_string(),
                 };
                 let rel = l.blobs.get(&blob.digest).ok_or_else(missing)?;
                 let (reader, _) = l.members.open(rel)?.ok_or_else(missing)?;

@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
-use crate::core::digest::hex_part;
 use crate::core::error::{LayerError, Result};
 use crate::core::layer_build::LayerDigests;
 use crate::core::staging::Staging;
@@ -105,16 +104,16 @@ fn write(
     let io_err = |e| LayerError::io(dest, e);
     let mut tar = TarWriter::new(BufWriter::new(file));
     let built: &BuiltImage = image.built;
-    let config_name = format!("blobs/sha256/{}", hex_part(&built.config_digest));
+    let config_name = format!("blobs/sha256/{}", built.config_digest.hex());
     let mut layers: Vec<(String, LayerTar)> = Vec::new();
     if let Some(base) = image.base {
         for (i, layer) in base.layers.iter().enumerate() {
-            let name = format!("blobs/sha256/{}", hex_part(&layer.diff_id));
+            let name = format!("blobs/sha256/{}", layer.diff_id.hex());
             layers.push((name, LayerTar::Base(base, i)));
         }
     }
     for layer in image.added {
-        let name = format!("blobs/sha256/{}", hex_part(&layer.digests.diff_id));
+        let name = format!("blobs/sha256/{}", layer.digests.diff_id.hex());
         layers.push((name, LayerTar::Built(&layer.digests)));
     }
     let manifest = to_canonical_bytes(&json!([{

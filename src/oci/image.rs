@@ -6,7 +6,7 @@ use std::sync::Arc;
 use oci_spec::image::MediaType;
 use serde_json::{Map, Value, json};
 
-use crate::core::digest::sha256_digest;
+use crate::core::digest::Digest;
 use crate::core::layer_build::LayerDigests;
 use crate::oci::canonical_json::to_canonical_bytes;
 use crate::oci::platform::Platform;
@@ -59,7 +59,7 @@ pub struct BaseImage {
     pub layers: Vec<LayerBlob>,
     pub docker_media_types: bool,
     pub platform: Platform,
-    pub manifest_digest: String,
+    pub manifest_digest: Digest,
     pub store: Arc<dyn ImageStore>,
 }
 
@@ -98,9 +98,9 @@ pub const DOCKER_LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.ta
 #[derive(Debug, Clone)]
 pub struct BuiltImage {
     pub config: Vec<u8>,
-    pub config_digest: String,
+    pub config_digest: Digest,
     pub manifest: Vec<u8>,
-    pub manifest_digest: String,
+    pub manifest_digest: Digest,
     pub manifest_media_type: String,
     /// Descriptors of every layer, base layers first.
     pub layer_descriptors: Vec<Value>,
@@ -121,7 +121,7 @@ pub fn build_image(
     diff_ids.extend(
         layers
             .iter()
-            .map(|l| Value::String(l.digests.diff_id.clone())),
+            .map(|l| Value::String(l.digests.diff_id.to_string())),
     );
     let mut history: Vec<Value> = base
         .and_then(|b| b.config.get("history"))
@@ -194,7 +194,7 @@ pub fn build_image(
         }
     }
     let config = to_canonical_bytes(&config);
-    let config_digest = sha256_digest(&config);
+    let config_digest = Digest::of(&config);
     let (manifest_type, config_type) = if docker {
         (DOCKER_MANIFEST.to_string(), DOCKER_CONFIG.to_string())
     } else {
@@ -217,7 +217,7 @@ pub fn build_image(
         manifest["annotations"] = Value::Object(annotations);
     }
     let manifest = to_canonical_bytes(&manifest);
-    let manifest_digest = sha256_digest(&manifest);
+    let manifest_digest = Digest::of(&manifest);
     BuiltImage {
         config,
         config_digest,
@@ -235,9 +235,9 @@ mod tests {
     fn layer(n: u8) -> AddedLayer {
         AddedLayer {
             digests: LayerDigests {
-                digest: format!("sha256:{}", format!("{n:02x}").repeat(32)),
+                digest: Digest::of(&[n]),
                 size: 10 + u64::from(n),
-                diff_id: format!("sha256:{}", format!("{:02x}", n + 100).repeat(32)),
+                diff_id: Digest::of(&[n + 100]),
                 tar_size: 1024,
             },
             sources: vec![LayerSource {
@@ -256,11 +256,14 @@ mod tests {
         assert_eq!(a.manifest, b.manifest);
         let manifest: oci_spec::image::ImageManifest = serde_json::from_slice(&a.manifest).unwrap();
         assert_eq!(manifest.layers().len(), 2);
-        assert_eq!(manifest.config().digest().to_string(), a.config_digest);
+        assert_eq!(a.config_digest, manifest.config().digest().as_ref());
         let config: oci_spec::image::ImageConfiguration =
             serde_json::from_slice(&a.config).unwrap();
         assert_eq!(config.architecture().to_string(), "arm64");
-        assert_eq!(config.rootfs().diff_ids()[1], layers[1].digests.diff_id);
+        assert_eq!(
+            layers[1].digests.diff_id,
+            config.rootfs().diff_ids()[1].as_str()
+        );
         let text = String::from_utf8(a.manifest).unwrap();
         assert!(text.contains("\"dev.layerport.layer.1.source\":\"layer2.zip\""));
         assert!(!text.contains(' '));
@@ -293,31 +296,31 @@ mod base_tests {
     #[test]
     fn base_config_is_inherited_and_docker_family_kept() {
         let base = BaseImage {
-            manifest_digest: format!("sha256:{}", "0".repeat(64)),
+            manifest_digest: Digest::of(b"base manifest"),
             store: Arc::new(NoStore),
             config: json!({
                 "architecture": "arm64", "os": "linux", "created": "2024-01-01T00:00:00Z",
                 "config": {"Env": ["PATH=/usr/bin"], "Entrypoint": ["/lambda-entrypoint.sh"], "Cmd": ["app.handler"], "WorkingDir": "/var/task"},
-                "rootfs": {"type": "layers", "diff_ids": ["sha256:base"]},
+                "rootfs": {"type": "layers", "diff_ids": [Digest::of(b"base")]},
                 "history": [{"created_by": "base layer"}],
             }),
             name: "base".into(),
             layers: vec![LayerBlob {
                 blob: BlobRef {
                     media_type: DOCKER_LAYER_GZIP.into(),
-                    digest: "sha256:b".into(),
+                    digest: Digest::of(b"b"),
                     size: Some(5),
                 },
-                diff_id: "sha256:base".into(),
+                diff_id: Digest::of(b"base"),
             }],
             docker_media_types: true,
             platform: Platform::arm64(),
         };
         let layer = AddedLayer {
             digests: LayerDigests {
-                digest: "sha256:new".into(),
+                digest: Digest::of(b"new"),
                 size: 9,
-                diff_id: "sha256:newdiff".into(),
+                diff_id: Digest::of(b"newdiff"),
                 tar_size: 1024,
             },
             sources: vec![LayerSource {
@@ -331,7 +334,7 @@ mod base_tests {
         assert_eq!(config["config"]["Entrypoint"][0], "/lambda-entrypoint.sh");
         assert_eq!(
             config["rootfs"]["diff_ids"],
-            json!(["sha256:base", "sha256:newdiff"])
+            json!([Digest::of(b"base"), Digest::of(b"newdiff")])
         );
         assert_eq!(config["history"].as_array().unwrap().len(), 2);
         assert_eq!(

@@ -11,7 +11,6 @@ use super::source::{
     BlobRef, Document, ImageError, ImageStore, MAX_DOCUMENT_BYTES, OCI_INDEX, VerifyingReader,
     check_document, descriptor, too_big,
 };
-use crate::core::digest::hex_part;
 
 pub use crate::oci::layout_sink::REF_NAME;
 
@@ -151,7 +150,7 @@ impl<M: Members> Layout<M> {
         let bytes = read_member(&self.members, &self.image, &rel)?.ok_or_else(|| {
             ImageError::MissingBlob {
                 image: self.image.clone(),
-                digest: blob.digest.clone(),
+                digest: blob.digest.to_string(),
             }
         })?;
         check_document(&self.image, blob, &bytes)?;
@@ -167,14 +166,14 @@ impl<M: Members> Layout<M> {
                 .open(&blob_rel(blob))?
                 .ok_or_else(|| ImageError::MissingBlob {
                     image: self.image.clone(),
-                    digest: blob.digest.clone(),
+                    digest: blob.digest.to_string(),
                 })?;
         // The file's size is known: a mismatch with the descriptor fails now, not after reading it all.
         if blob.size.is_some_and(|s| s != size) {
             return Err(ImageError::DigestMismatch {
                 image: self.image.clone(),
                 what: "blob",
-                digest: blob.digest.clone(),
+                digest: blob.digest.to_string(),
                 detail: format!(
                     "it is {size} bytes, its descriptor says {}",
                     blob.size.unwrap_or_default()
@@ -187,7 +186,7 @@ impl<M: Members> Layout<M> {
 
 /// `blobs/sha256/<hex>`; the digest was checked to be 64 hex digits, so this stays inside the layout.
 fn blob_rel(blob: &BlobRef) -> String {
-    format!("blobs/sha256/{}", hex_part(&blob.digest))
+    format!("blobs/sha256/{}", blob.digest.hex())
 }
 
 /// `oci:DIR[:TAG]`: an OCI image layout directory.

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use oci_spec::image::MediaType;
 use serde_json::{Value, json};
 
-use crate::core::digest::hex_part;
+use crate::core::digest::Digest;
 use crate::core::error::{LayerError, Result};
 use crate::core::layer_build::LayerDigests;
 use crate::core::staging::{Staging, write_file_atomic};
@@ -79,7 +79,7 @@ impl LayoutSink {
     /// Brings the base image's layer blobs into the staging directory (verified while copied).
     fn copy_base_layers(&self, base: &BaseImage) -> std::result::Result<(), SinkError> {
         for layer in &base.layers {
-            let dest = self.blobs.join(hex_part(&layer.blob.digest));
+            let dest = self.blobs.join(layer.blob.digest.hex());
             if !dest.exists() {
                 base.store.copy_blob_to(&layer.blob, &dest)?;
             }
@@ -129,8 +129,8 @@ impl ImageSink for LayoutSink {
 }
 
 /// Blob path inside a layout (or a staging directory shaped like one).
-pub fn blob_path(root: &Path, digest: &str) -> std::path::PathBuf {
-    root.join("blobs").join("sha256").join(hex_part(digest))
+pub fn blob_path(root: &Path, digest: &Digest) -> std::path::PathBuf {
+    root.join("blobs").join("sha256").join(digest.hex())
 }
 
 /// Finishes the layout: `staging` already holds the layer blobs under `blobs/sha256/`.
@@ -142,7 +142,7 @@ fn write(
     tag: Option<&str>,
 ) -> Result<()> {
     let root = staging.path().to_path_buf();
-    let write_blob = |digest: &str, bytes: &[u8]| {
+    let write_blob = |digest: &Digest, bytes: &[u8]| {
         let path = blob_path(&root, digest);
         fs::write(&path, bytes).map_err(|e| LayerError::io(&path, e))
     };

@@ -7,16 +7,16 @@ use serde_json::Value;
 
 use super::source::{
     BlobRef, DOCKER_LIST, DOCKER_MANIFEST, ImageError, ImageStore, MAX_DOCUMENT_BYTES, OCI_INDEX,
-    OCI_MANIFEST, check_digest, descriptor, io_error, too_big,
+    OCI_MANIFEST, descriptor, io_error, too_big,
 };
-use crate::core::digest::sha256_digest;
+use crate::core::digest::Digest;
 use crate::oci::platform::Platform;
 
 /// One layer to apply: its blob as stored and the digest of its uncompressed tar (`diff_id`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LayerBlob {
     pub blob: BlobRef,
-    pub diff_id: String,
+    pub diff_id: Digest,
 }
 
 /// An image narrowed to one platform: what `layerport zip` applies.
@@ -30,7 +30,7 @@ pub struct ResolvedImage {
     /// A Docker v2 schema 2 manifest rather than an OCI one.
     pub docker_media_types: bool,
     /// The digest of the platform's image manifest.
-    pub manifest_digest: String,
+    pub manifest_digest: Digest,
 }
 
 /// Picks the platform (from an index: `wanted`, else linux/amd64), reads the manifest and the
@@ -51,16 +51,12 @@ pub fn resolve(
             let value = parse_json(&image, "manifest", &blob.digest, &doc.bytes)?;
             (value, blob.digest, doc.media_type)
         }
-        DocKind::Manifest => (
-            root_value,
-            sha256_digest(&root.bytes),
-            root.media_type.clone(),
-        ),
+        DocKind::Manifest => (root_value, Digest::of(&root.bytes), root.media_type.clone()),
         DocKind::Other => {
             return Err(ImageError::BadDocument {
                 image,
                 what: "document",
-                digest: sha256_digest(&root.bytes),
+                digest: Digest::of(&root.bytes).to_string(),
                 detail: format!(
                     "media type {:?} is neither an image index nor an image manifest",
                     root.media_type
@@ -72,7 +68,7 @@ pub fn resolve(
     let bad = |detail: String| ImageError::BadDocument {
         image: image.clone(),
         what: "manifest",
-        digest: manifest_digest.clone(),
+        digest: manifest_digest.to_string(),
         detail,
         hint: "the manifest does not follow the OCI / Docker v2 schema 2 format; rebuild the image",
     };
@@ -116,7 +112,7 @@ pub fn resolve(
         return Err(ImageError::BadDocument {
             image,
             what: "config",
-            digest: config_ref.digest,
+            digest: config_ref.digest.to_string(),
             detail: format!(
                 "it lists {} diff_ids for {} layers in the manifest",
                 diff_ids.len(),
@@ -127,10 +123,10 @@ pub fn resolve(
     }
     let mut layers = Vec::with_capacity(layer_refs.len());
     for (blob, diff_id) in layer_refs.into_iter().zip(diff_ids) {
-        check_digest(&diff_id).map_err(|detail| ImageError::BadDocument {
+        let diff_id = Digest::parse(&diff_id).map_err(|detail| ImageError::BadDocument {
             image: image.clone(),
             what: "config",
-            digest: config_ref.digest.clone(),
+            digest: config_ref.digest.to_string(),
             detail: format!("diff_id {diff_id:?}: {detail}"),
             hint: "the config is damaged; rebuild the image",
         })?;
@@ -228,7 +224,7 @@ fn pick_platform(image: &str, index: &Value, want: &Platform) -> Result<BlobRef,
 fn parse_json(
     image: &str,
     what: &'static str,
-    digest: &str,
+    digest: impl std::fmt::Display,
     bytes: &[u8],
 ) -> Result<Value, ImageError> {
     let bad = |detail: String| ImageError::BadDocument {
@@ -271,7 +267,7 @@ fn read_document(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::digest::sha256_digest;
+    use crate::core::digest::Digest;
     use crate::oci::source::Document;
     use serde_json::json;
 
@@ -287,7 +283,7 @@ mod tests {
                 "schemaVersion": 2,
                 "mediaType": OCI_MANIFEST,
                 "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                           "digest": sha256_digest(config), "size": config.len()},
+                           "digest": Digest::of(config), "size": config.len()},
                 "layers": [],
             });
             Memory {
@@ -352,13 +348,13 @@ mod tests {
             pick_platform("i", &index, &Platform::amd64())
                 .unwrap()
                 .digest,
-            d('a')
+            d('a').as_str()
         );
         assert_eq!(
             pick_platform("i", &index, &Platform::arm64())
                 .unwrap()
                 .digest,
-            d('b')
+            d('b').as_str()
         );
         let s390 = Platform {
             os: "linux".into(),

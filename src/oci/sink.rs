@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::core::digest::Digest;
 use crate::core::layer_build::LayerDigests;
 use crate::oci::image::{AddedLayer, BaseImage, BuiltImage};
 use crate::oci::reference::ImageRef;
@@ -65,7 +66,7 @@ pub enum BlobStatus {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct BlobReport {
-    pub digest: String,
+    pub digest: Digest,
     pub size: u64,
     pub status: BlobStatus,
 }

@@ -11,7 +11,6 @@ use anyhow::{Context, Result};
 use tracing::{info, warn};
 
 use super::inputs::LocalLayer;
-use crate::core::digest::hex_part;
 use crate::core::error::LayerError;
 use crate::core::layer_build::{BuildOptions, write_layer};
 use crate::core::layer_gzip::Source;
@@ -197,7 +196,7 @@ fn build_one(
         .map_err(|e| LayerError::io(&tmp, e.into_error()))?
         .sync_all()
         .map_err(|e| LayerError::io(&tmp, e))?;
-    let final_path = blobs.join(hex_part(&digests.digest));
+    let final_path = blobs.join(digests.digest.hex());
     fs::rename(&tmp, &final_path).map_err(|e| LayerError::io(&final_path, e))?;
     Ok((
         AddedLayer {

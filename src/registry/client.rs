@@ -13,12 +13,12 @@ use reqwest::header::{
     ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, WWW_AUTHENTICATE,
 };
 use reqwest::{Method, StatusCode};
-use sha2::{Digest, Sha256};
+use sha2::{Digest as _, Sha256};
 use tokio::io::AsyncWriteExt;
 use tracing::{debug, warn};
 
 use super::errors::{ErrorBody, ErrorCode};
-use crate::core::digest::{format_digest, sha256_digest};
+use crate::core::digest::Digest;
 use crate::net::redact::{http_error, url_for_log};
 use crate::net::retry::RetryPolicy;
 use crate::oci::source::MAX_DOCUMENT_BYTES;
@@ -161,7 +161,7 @@ pub struct RegistryClient {
 pub struct FetchedManifest {
     pub bytes: Vec<u8>,
     pub media_type: String,
-    pub digest: String,
+    pub digest: Digest,
 }
 
 /// One registry request, described so that a retry can send it again.
@@ -358,7 +358,7 @@ impl RegistryClient {
         }
     }
 
-    pub async fn blob_exists(&self, repository: &str, digest: &str) -> Result<bool> {
+    pub async fn blob_exists(&self, repository: &str, digest: &Digest) -> Result<bool> {
         let url = self.url(&format!("/v2/{repository}/blobs/{digest}"));
         let r = self
             .send(Req {
@@ -385,7 +385,7 @@ impl RegistryClient {
     pub async fn upload_blob(
         &self,
         repository: &str,
-        digest: &str,
+        digest: &Digest,
         file: Option<(&Path, u64)>,
         mount_from: Option<&str>,
     ) -> Result<bool> {
@@ -418,7 +418,7 @@ impl RegistryClient {
     async fn start_upload(
         &self,
         repository: &str,
-        digest: &str,
+        digest: &Digest,
         mount_from: Option<&str>,
     ) -> Result<Option<String>> {
         let mut start = format!("/v2/{repository}/blobs/uploads/");
@@ -465,16 +465,12 @@ impl RegistryClient {
     async fn put_upload(
         &self,
         repository: &str,
-        digest: &str,
+        digest: &Digest,
         location: &str,
         path: &Path,
         size: u64,
     ) -> Result<()> {
-        let short: String = digest
-            .trim_start_matches("sha256:")
-            .chars()
-            .take(12)
-            .collect();
+        let short: String = digest.hex().chars().take(12).collect();
         let bar = self.progress.bar(&format!("push {short}"), size);
         let sep = if location.contains('?') { '&' } else { '?' };
         let put_url = self.url(&format!("{location}{sep}digest={digest}"));
@@ -550,8 +546,8 @@ impl RegistryClient {
                 what: "manifest",
                 limit: MAX_DOCUMENT_BYTES,
             })?;
-        let digest = sha256_digest(&bytes);
-        if reference.starts_with("sha256:") && reference != digest {
+        let digest = Digest::of(&bytes);
+        if reference.starts_with("sha256:") && reference != digest.as_str() {
             return Err(RegistryError::DigestMismatch {
                 registry: self.registry.clone(),
                 repository: repository.to_string(),
@@ -583,7 +579,7 @@ impl RegistryClient {
         &self,
         repository: &str,
         reference: &str,
-    ) -> Result<Option<String>> {
+    ) -> Result<Option<Digest>> {
         match self.get_manifest(repository, reference).await {
             Ok(m) => Ok(Some(m.digest)),
             Err(RegistryError::NotFound { .. }) => Ok(None),
@@ -639,7 +635,7 @@ impl RegistryClient {
     pub async fn download_blob(
         &self,
         repository: &str,
-        digest: &str,
+        digest: &Digest,
         size: Option<u64>,
         dest: &Path,
     ) -> Result<()> {
@@ -662,7 +658,7 @@ impl RegistryClient {
     async fn download_once(
         &self,
         repository: &str,
-        digest: &str,
+        digest: &Digest,
         size: Option<u64>,
         dest: &Path,
     ) -> Result<()> {
@@ -709,8 +705,8 @@ impl RegistryClient {
             file.write_all(&chunk).await.map_err(io)?;
         }
         file.flush().await.map_err(io)?;
-        let got = format_digest(&hasher.finalize());
-        if got != digest || size.is_some_and(|s| s != received) {
+        let got = Digest::from_raw(&hasher.finalize().into());
+        if got != *digest || size.is_some_and(|s| s != received) {
             let _ = tokio::fs::remove_file(dest).await;
             return Err(RegistryError::DigestMismatch {
                 registry: self.registry.clone(),

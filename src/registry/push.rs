@@ -11,7 +11,7 @@ use tracing::info;
 
 use super::client::{RegistryClient, RegistryError};
 use super::errors::ErrorCode;
-use crate::core::digest::hex_part;
+use crate::core::digest::Digest;
 use crate::core::error::LayerError;
 use crate::core::layer_build::LayerDigests;
 use crate::core::staging::Staging;
@@ -35,7 +35,7 @@ pub enum BlobSource {
 
 #[derive(Clone)]
 pub struct PushBlob {
-    pub digest: String,
+    pub digest: Digest,
     pub size: u64,
     pub source: BlobSource,
 }
@@ -130,7 +130,7 @@ pub async fn put_manifest(
     to: &PushTarget,
     manifest: &[u8],
     media_type: &str,
-    digest: &str,
+    digest: &Digest,
 ) -> Result<bool, PushError> {
     let repo = &to.image.repository;
     let reference = to.image.tag.clone().unwrap_or_else(|| digest.to_string());
@@ -138,7 +138,7 @@ pub async fn put_manifest(
         Some(tag) => to.target.manifest_digest(repo, tag).await?,
         None => None,
     };
-    if existing.as_deref() == Some(digest) {
+    if existing.as_ref() == Some(digest) {
         info!("{}: tag already points at {digest}", to.image);
         return Ok(false);
     }
@@ -151,7 +151,7 @@ pub async fn put_manifest(
         Err(RegistryError::Status { body, .. }) if body.is_immutable_tag() => {
             Err(PushError::ImmutableTag {
                 target: to.image.to_string(),
-                existing: existing.unwrap_or_else(|| "another digest".into()),
+                existing: existing.map_or_else(|| "another digest".into(), |d| d.to_string()),
             })
         }
         Err(e) => Err(map_missing_repo(to, PushError::Registry(e))),
@@ -272,8 +272,8 @@ impl RegistrySink {
         })
     }
 
-    fn blob_file(&self, digest: &str) -> PathBuf {
-        self.blobs.join(hex_part(digest))
+    fn blob_file(&self, digest: &Digest) -> PathBuf {
+        self.blobs.join(digest.hex())
     }
 }
 
@@ -323,7 +323,7 @@ impl ImageSink for RegistrySink {
         let config_path = staging
             .path()
             .join("blobs/sha256")
-            .join(hex_part(&built.config_digest));
+            .join(built.config_digest.hex());
         fs::write(&config_path, &built.config).map_err(|e| LayerError::io(&config_path, e))?;
         uploads.start(
             base_layers + image.added.len(),

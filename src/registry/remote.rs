@@ -75,7 +75,7 @@ impl ImageStore for RegistryStore {
             .handle
             .block_on(
                 self.client
-                    .get_manifest(&self.image.repository, &blob.digest),
+                    .get_manifest(&self.image.repository, blob.digest.as_str()),
             )
             .map_err(|e| self.remote(e))?;
         check_document(&self.name, blob, &m.bytes)?;
