@@ -5,7 +5,7 @@
 //! Rewrite the list only for an intended change of output:
 //! `LAYERPORT_BLESS_GOLDEN=1 cargo test --test it golden`.
 
-use serde_json::{Value, json};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::fs;
@@ -73,56 +73,6 @@ fn zips_under(dir: &Path, out: &mut Vec<PathBuf>) {
             out.push(path);
         }
     }
-}
-
-/// A Lambda-like base image in an OCI layout (Env, Entrypoint, Cmd, WorkingDir, history), made
-/// byte for byte the same on every run.
-fn lambda_base(layout: &Path, tag: &str) {
-    let layers = [
-        layer_tar(&[dir("etc/"), file("etc/base-file.txt", "from the base\n")]),
-        layer_tar(&[
-            dir("var/"),
-            dir("var/runtime/"),
-            file("var/runtime/bootstrap", "#!/bin/sh\n"),
-        ]),
-    ];
-    let diff_ids: Vec<String> = layers.iter().map(|l| images::digest(l)).collect();
-    let config = serde_json::to_vec(&json!({
-        "architecture": "amd64",
-        "os": "linux",
-        "created": "2024-01-01T00:00:00Z",
-        "config": {
-            "Env": ["PATH=/usr/local/bin:/usr/bin:/bin", "LAMBDA_TASK_ROOT=/var/task"],
-            "Entrypoint": ["/lambda-entrypoint.sh"],
-            "Cmd": ["app.handler"],
-            "WorkingDir": "/var/task",
-            "Labels": {"team": "base"},
-        },
-        "rootfs": {"type": "layers", "diff_ids": diff_ids},
-        "history": [{"created_by": "base layer 1"}, {"created_by": "base layer 2"}],
-    }))
-    .unwrap();
-    images::init_layout(layout);
-    let mut config_desc = images::put_blob(layout, &config);
-    config_desc["mediaType"] = json!(images::OCI_CONFIG);
-    let layer_descs: Vec<Value> = layers
-        .iter()
-        .map(|l| {
-            let mut d = images::put_blob(layout, &images::gzip(l));
-            d["mediaType"] = json!(images::LAYER_GZIP);
-            d
-        })
-        .collect();
-    let manifest = serde_json::to_vec(&json!({
-        "schemaVersion": 2,
-        "mediaType": images::OCI_MANIFEST,
-        "config": config_desc,
-        "layers": layer_descs,
-    }))
-    .unwrap();
-    let mut desc = images::put_blob(layout, &manifest);
-    desc["mediaType"] = json!(images::OCI_MANIFEST);
-    images::write_index(layout, vec![images::tagged(desc, tag)]);
 }
 
 /// An image with whiteouts, an opaque directory, a hardlink and a symlink under /opt.
@@ -314,7 +264,7 @@ fn registry_cases(g: &mut Golden, work: &Path) {
     reg.docker_config(&home.docker_dir(), &[]);
     let host = reg.host();
     let base_layout = work.join("base-layout");
-    lambda_base(&base_layout, "base");
+    images::lambda_like_base(&base_layout, "base");
     reg.push_oci(&base_layout, "base", "base:v1", false);
     reg.push_oci(&base_layout, "base", "base-docker:v1", true);
     let deps = testdata("good/sample/deps.zip");

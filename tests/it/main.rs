@@ -10,6 +10,7 @@ mod fake_aws_selftest;
 mod fetch_local;
 mod golden;
 mod image_bad_input;
+mod image_bases;
 mod image_docker_archive;
 mod image_oci_layout;
 mod inspect_cli;

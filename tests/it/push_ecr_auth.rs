@@ -12,6 +12,7 @@ use serde_json::json;
 
 use crate::support::fake_aws::{FakeAws, Fault, RecordedRequest};
 use crate::support::fault_proxy::FaultProxy;
+use crate::support::images::lambda_like_base;
 use crate::support::registry::{
     PushHome, Registry, basic_auth_secrets, push_args, write_docker_config,
 };
@@ -203,9 +204,20 @@ impl Ecr {
 
     /// `layerport -vv --registry-auth ecr --region us-east-1 image ZIP --push PROXY/REPO:TAG EXTRA...`
     fn push(&self, zip: &str, repo_tag: &str, extra: &[&str]) -> (i32, String, String) {
+        self.push_on(zip, None, repo_tag, extra)
+    }
+
+    /// The same, on `--base BASE` when given.
+    fn push_on(
+        &self,
+        zip: &str,
+        base: Option<&str>,
+        repo_tag: &str,
+        extra: &[&str],
+    ) -> (i32, String, String) {
         let global = ["-vv", "--registry-auth", "ecr", "--region", "us-east-1"];
         let mut args: Vec<String> = global.iter().map(|s| s.to_string()).collect();
-        args.extend(push_args(&[zip], None, &self.target(repo_tag)));
+        args.extend(push_args(&[zip], base, &self.target(repo_tag)));
         args.extend(extra.iter().map(|s| s.to_string()));
         let out = self.home.run(&[&self.proxy.host()], &args);
         let mut secrets = self.fake.secret_strings();
@@ -269,6 +281,25 @@ fn ecr_auth_uses_the_token_of_get_authorization_token_and_never_prints_it() {
 }
 
 #[test]
+fn a_base_and_a_target_on_one_registry_share_one_token() {
+    let ecr = Ecr::new();
+    let work = tempfile::tempdir().unwrap();
+    lambda_like_base(work.path(), "base");
+    ecr.reg.push_oci(work.path(), "base", "base:v1", false);
+    ecr.fake.add_ecr_repository("base");
+    let base = ecr.target("base:v1");
+    let (code, stdout, stderr) = ecr.push_on("deps.zip", Some(&base), "fn:v1", &[]);
+    assert_eq!(code, 0, "stdout: {stdout}\nstderr: {stderr}");
+    assert_eq!(
+        ecr.ecr_calls("GetAuthorizationToken").len(),
+        1,
+        "one login for the base and the target on one host"
+    );
+    let config = ecr.reg.config("fn:v1");
+    assert_eq!(config["config"]["WorkingDir"], "/var/task");
+}
+
+#[test]
 fn get_authorization_token_refused_is_a_clear_error() {
     let ecr = Ecr::new();
     ecr.fake.inject(Fault::EcrStatus {
@@ -305,6 +336,19 @@ fn missing_repository_hints_create_repository_which_creates_it() {
             .ecr_repositories()
             .contains(&"team/new-fn".to_string())
     );
+    // NAME_UNKNOWN is final: no blob asks for an upload session twice.
+    let requests = ecr.proxy.requests();
+    let count = |method: &str, part: &str| {
+        requests
+            .iter()
+            .filter(|r| r.method == method && r.target.contains(part))
+            .count()
+    };
+    let starts = count("POST", "/team/new-fn/blobs/uploads/");
+    let blobs = count("HEAD", "/team/new-fn/blobs/sha256:");
+    assert!(starts >= 1, "no upload was tried");
+    assert!(starts <= blobs, "{starts} upload starts for {blobs} blobs");
+    assert!(!stderr.contains("retrying"), "{stderr}");
 
     let (code, stdout, stderr) = ecr.push("deps.zip", "team/new-fn:v1", &["--create-repository"]);
     assert_eq!(code, 0, "stderr: {stderr}");

@@ -336,3 +336,53 @@ pub fn noise(len: usize, seed: u64) -> Vec<u8> {
     out.truncate(len);
     out
 }
+
+/// A Lambda-like base image in an OCI layout (Env, Entrypoint, Cmd, WorkingDir, history), made
+/// byte for byte the same on every run.
+pub fn lambda_like_base(layout: &Path, tag: &str) {
+    let layers = [
+        layer_tar(&[dir("etc/"), file("etc/base-file.txt", "from the base\n")]),
+        layer_tar(&[
+            dir("var/"),
+            dir("var/runtime/"),
+            file("var/runtime/bootstrap", "#!/bin/sh\n"),
+        ]),
+    ];
+    let diff_ids: Vec<String> = layers.iter().map(|l| digest(l)).collect();
+    let config = serde_json::to_vec(&json!({
+        "architecture": "amd64",
+        "os": "linux",
+        "created": "2024-01-01T00:00:00Z",
+        "config": {
+            "Env": ["PATH=/usr/local/bin:/usr/bin:/bin", "LAMBDA_TASK_ROOT=/var/task"],
+            "Entrypoint": ["/lambda-entrypoint.sh"],
+            "Cmd": ["app.handler"],
+            "WorkingDir": "/var/task",
+            "Labels": {"team": "base"},
+        },
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+        "history": [{"created_by": "base layer 1"}, {"created_by": "base layer 2"}],
+    }))
+    .unwrap();
+    init_layout(layout);
+    let mut config_desc = put_blob(layout, &config);
+    config_desc["mediaType"] = json!(OCI_CONFIG);
+    let layer_descs: Vec<Value> = layers
+        .iter()
+        .map(|l| {
+            let mut d = put_blob(layout, &gzip(l));
+            d["mediaType"] = json!(LAYER_GZIP);
+            d
+        })
+        .collect();
+    let manifest = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": config_desc,
+        "layers": layer_descs,
+    }))
+    .unwrap();
+    let mut desc = put_blob(layout, &manifest);
+    desc["mediaType"] = json!(OCI_MANIFEST);
+    write_index(layout, vec![tagged(desc, tag)]);
+}
