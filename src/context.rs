@@ -13,12 +13,14 @@ use tracing::debug;
 
 use crate::aws::AwsClients;
 use crate::aws::cache::ZipCache;
+use crate::aws::ecr::EcrError;
 use crate::aws::fetch::ArnFetcher;
 use crate::oci::reference::ImageRef;
 use crate::printer::Printer;
 use crate::registry::auth::{
     AuthError, AuthMode, CredentialSource, credential_source, docker_config_credentials,
 };
+use crate::registry::challenge::{Login, Renewal};
 use crate::registry::client::{Credentials, RegistryClient};
 use crate::settings::{GlobalSettings, RegistrySettings};
 
@@ -107,26 +109,30 @@ impl Context {
         };
         let client = cell
             .get_or_try_init(|| async {
-                let credentials = self.credentials(image).await?;
                 let plain = self
                     .registry
                     .plain_http
                     .iter()
                     .any(|h| h == &image.registry || h == image.api_host());
-                let client =
-                    RegistryClient::new(image.api_host(), &image.registry, plain, credentials)
+                let (login, renewal) = self.login(image).await?;
+                let mut client =
+                    RegistryClient::new(image.api_host(), &image.registry, plain, login)
                         .with_progress(self.printer.progress().clone());
+                if let Some(renewal) = renewal {
+                    client = client.with_renewal(renewal);
+                }
                 anyhow::Ok(Arc::new(client))
             })
             .await?;
         Ok(Arc::clone(client))
     }
 
-    async fn credentials(&self, image: &ImageRef) -> anyhow::Result<Credentials> {
+    /// The host's login, and for ECR how to log in again when it expires.
+    async fn login(&self, image: &ImageRef) -> anyhow::Result<(Login, Option<Renewal>)> {
         let host = &image.registry;
-        match credential_source(host, self.registry.auth) {
-            CredentialSource::Anonymous => Ok(Credentials::Anonymous),
-            CredentialSource::Docker { fallback } => Ok(docker_config_credentials(host, fallback)?),
+        let credentials = match credential_source(host, self.registry.auth) {
+            CredentialSource::Anonymous => Credentials::Anonymous,
+            CredentialSource::Docker { fallback } => docker_config_credentials(host, fallback)?,
             CredentialSource::Ecr(region) => {
                 let region = match region {
                     Some(r) => r,
@@ -136,13 +142,37 @@ impl Context {
                         .await
                         .ok_or_else(|| AuthError::NoRegion { host: host.clone() })?,
                 };
-                let login = self.aws.ecr_login(host, &region).await?;
+                let login = ecr_login(&self.aws, host, &region).await?;
                 debug!("logged in to {host} with an ECR token from {region}");
-                Ok(Credentials::Basic {
-                    username: login.username,
-                    password: login.password,
-                })
+                let (aws, host, region) = (Arc::clone(&self.aws), host.clone(), region.clone());
+                let renewal: Renewal = Arc::new(move || {
+                    let (aws, host, region) = (Arc::clone(&aws), host.clone(), region.clone());
+                    Box::pin(async move {
+                        ecr_login(&aws, &host, &region)
+                            .await
+                            .map_err(|e| e.to_string())
+                    })
+                });
+                return Ok((login, Some(renewal)));
             }
-        }
+        };
+        Ok((
+            Login {
+                credentials,
+                expires: None,
+            },
+            None,
+        ))
     }
+}
+
+async fn ecr_login(aws: &AwsClients, host: &str, region: &str) -> Result<Login, EcrError> {
+    let login = aws.ecr_login(host, region).await?;
+    Ok(Login {
+        credentials: Credentials::Basic {
+            username: login.username,
+            password: login.password,
+        },
+        expires: login.expires,
+    })
 }

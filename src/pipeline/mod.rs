@@ -64,6 +64,7 @@ pub fn open_image(ctx: &Context, spec: &ImageSpec) -> Result<Arc<dyn ImageStore>
         unreachable!("open_local takes every local transport");
     };
     let client = ctx.block_on(ctx.registry(reference))?;
+    client.will_use(&reference.repository, false);
     let store = RegistryStore::new(reference.clone(), client, ctx.handle().clone())?;
     Ok(Arc::new(store))
 }
@@ -87,6 +88,7 @@ pub fn open_sink(
                 }
                 ctx.registry(target).await
             })?;
+            client.will_use(&target.repository, true);
             Box::new(RegistrySink::new(
                 client,
                 target.clone(),

@@ -1,17 +1,127 @@
-//! Registry authentication: answering `WWW-Authenticate` challenges (Basic, or Bearer tokens fetched from
-//! the realm per repository scope) and the hints given when credentials are refused.
+//! Registry authentication state: the host's login (renewed before it expires — an ECR token lasts
+//! 12 hours, a batch may run longer), answers to `WWW-Authenticate` challenges (Basic, or Bearer
+//! tokens fetched from the realm), and the scopes a run will need, asked for in one token so that
+//! a base and a target on one host — and a cross-repository mount — share it.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
 
 use base64::Engine;
 use reqwest::header::AUTHORIZATION;
+use tracing::debug;
 
 use super::client::{Credentials, RegistryClient, RegistryError, Result};
 use super::errors::ErrorBody;
 
+/// Credentials and when they stop working (`None`: they do not expire).
+#[derive(Debug, Clone, Default)]
+pub struct Login {
+    pub credentials: Credentials,
+    pub expires: Option<SystemTime>,
+}
+
+/// Logs in again (an ECR token): the error says why it could not, with its hint.
+pub type Renewal = Arc<
+    dyn Fn() -> Pin<Box<dyn Future<Output = std::result::Result<Login, String>> + Send>>
+        + Send
+        + Sync,
+>;
+
+/// A login this close to its expiry is renewed before the next request.
+const RENEW_BEFORE: Duration = Duration::from_secs(300);
+
+/// A bearer token and the scopes it was asked for.
+struct Token {
+    scopes: BTreeSet<String>,
+    value: String,
+}
+
+/// What the client knows about authenticating to its host.
+pub(super) struct AuthState {
+    login: Mutex<Login>,
+    pub(super) renewal: Option<Renewal>,
+    tokens: Mutex<Vec<Token>>,
+    /// Counts tokens obtained, so that requests refused at once by a 401 fetch one token, not one each.
+    generation: AtomicU64,
+    fetching: tokio::sync::Mutex<()>,
+    /// Scopes the run announced it will need (`repository:NAME:pull[,push]`).
+    wanted: Mutex<BTreeSet<String>>,
+    pub(super) use_basic: AtomicBool,
+}
+
+impl AuthState {
+    pub(super) fn new(login: Login, renewal: Option<Renewal>) -> Self {
+        AuthState {
+            login: Mutex::new(login),
+            renewal,
+            tokens: Mutex::new(Vec::new()),
+            generation: AtomicU64::new(0),
+            fetching: tokio::sync::Mutex::new(()),
+            wanted: Mutex::new(BTreeSet::new()),
+            use_basic: AtomicBool::new(false),
+        }
+    }
+
+    fn credentials(&self) -> Credentials {
+        lock(&self.login).credentials.clone()
+    }
+}
+
+/// The scope a request on `repository` needs.
+pub(super) fn scope(repository: &str, push: bool) -> String {
+    let actions = if push { "pull,push" } else { "pull" };
+    format!("repository:{repository}:{actions}")
+}
+
+/// A token asked for `granted` scopes serves `needed` (a push scope also serves pulls).
+fn covers(granted: &BTreeSet<String>, needed: &str) -> bool {
+    granted.contains(needed)
+        || needed
+            .strip_suffix(":pull")
+            .is_some_and(|repo| granted.contains(&format!("{repo}:pull,push")))
+}
+
 impl RegistryClient {
+    /// Announces that this run will pull from (or push to) `repository`, so that the first token
+    /// asked for covers it too.
+    pub fn will_use(&self, repository: &str, push: bool) {
+        lock(&self.auth.wanted).insert(scope(repository, push));
+    }
+
+    /// Logs in again when the login is about to expire and can be renewed.
+    pub(super) async fn renew_if_expiring(&self) -> Result<()> {
+        let Some(renewal) = &self.auth.renewal else {
+            return Ok(());
+        };
+        let expiring = lock(&self.auth.login)
+            .expires
+            .is_some_and(|at| at <= SystemTime::now() + RENEW_BEFORE);
+        if !expiring {
+            return Ok(());
+        }
+        debug!(
+            "{}: the login is about to expire; logging in again",
+            self.registry
+        );
+        let login = renewal()
+            .await
+            .map_err(|detail| RegistryError::Unauthorized {
+                registry: self.registry.clone(),
+                repository: String::new(),
+                status: 401,
+                hint: detail,
+            })?;
+        *lock(&self.auth.login) = login;
+        lock(&self.auth.tokens).clear();
+        Ok(())
+    }
+
     pub(super) fn auth_hint(&self) -> String {
-        match self.credentials {
+        match self.auth.credentials() {
             Credentials::Anonymous => format!(
                 "no credentials for {}: log in with `docker login {}` (or a credential helper), or use --registry-auth ecr for an ECR endpoint",
                 self.registry, self.registry
@@ -23,23 +133,29 @@ impl RegistryClient {
         }
     }
 
-    pub(super) fn auth_header(&self, scope: &str) -> Option<String> {
-        if let Some(token) = self
-            .tokens
-            .lock()
-            .expect("no panics while locked")
-            .get(scope)
+    /// How many tokens were obtained so far: a request notes it before it is sent.
+    pub(super) fn token_generation(&self) -> u64 {
+        self.auth.generation.load(Ordering::SeqCst)
+    }
+
+    /// The Authorization header for a request needing all of `scopes`, if we have one.
+    pub(super) fn auth_header(&self, scopes: &[String]) -> Option<String> {
+        let tokens = lock(&self.auth.tokens);
+        if let Some(token) = tokens
+            .iter()
+            .find(|t| scopes.iter().all(|s| covers(&t.scopes, s)))
         {
-            return Some(format!("Bearer {token}"));
+            return Some(format!("Bearer {}", token.value));
         }
-        if *self.use_basic.lock().expect("no panics while locked") {
+        drop(tokens);
+        if self.auth.use_basic.load(Ordering::Relaxed) {
             return self.basic_header();
         }
         None
     }
 
     fn basic_header(&self) -> Option<String> {
-        match &self.credentials {
+        match self.auth.credentials() {
             Credentials::Basic { username, password } => Some(format!(
                 "Basic {}",
                 base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"))
@@ -48,15 +164,20 @@ impl RegistryClient {
         }
     }
 
+    /// Answers a challenge for a request needing `needed`, sent when `sent_at` tokens had been
+    /// obtained. The token is asked for every scope announced with `will_use` too, unless `narrow`
+    /// (a token for all of them was not enough).
     pub(super) async fn answer_challenge(
         &self,
         challenge: &str,
-        scope: &str,
+        needed: &[String],
         repository: &str,
+        narrow: bool,
+        sent_at: u64,
     ) -> Result<()> {
         let lower = challenge.to_ascii_lowercase();
         if lower.starts_with("basic") {
-            *self.use_basic.lock().expect("no panics while locked") = true;
+            self.auth.use_basic.store(true, Ordering::Relaxed);
             return Ok(());
         }
         if !lower.starts_with("bearer") {
@@ -66,6 +187,44 @@ impl RegistryClient {
         let Some(realm) = params.get("realm") else {
             return Ok(());
         };
+        let _one_at_a_time = self.auth.fetching.lock().await;
+        if self.token_generation() > sent_at
+            && self
+                .auth_header(needed)
+                .is_some_and(|h| h.starts_with("Bearer "))
+        {
+            // Another request fetched a token that serves this one while it waited.
+            return Ok(());
+        }
+        let needed: BTreeSet<String> = needed.iter().cloned().collect();
+        let mut scopes = needed.clone();
+        if !narrow {
+            scopes.extend(lock(&self.auth.wanted).iter().cloned());
+        }
+        let service = params.get("service");
+        let (scopes, value) = match self.fetch_token(realm, service, &scopes, repository).await {
+            Ok(value) => (scopes, value),
+            // Some token services refuse a request naming any scope they will not grant.
+            Err(_) if scopes != needed => {
+                let value = self
+                    .fetch_token(realm, service, &needed, repository)
+                    .await?;
+                (needed, value)
+            }
+            Err(e) => return Err(e),
+        };
+        lock(&self.auth.tokens).push(Token { scopes, value });
+        self.auth.generation.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+
+    async fn fetch_token(
+        &self,
+        realm: &str,
+        service: Option<&String>,
+        scopes: &BTreeSet<String>,
+        repository: &str,
+    ) -> Result<String> {
         let mut url = reqwest::Url::parse(realm).map_err(|_| RegistryError::Status {
             registry: self.registry.clone(),
             repository: repository.to_string(),
@@ -75,10 +234,12 @@ impl RegistryClient {
         })?;
         {
             let mut q = url.query_pairs_mut();
-            if let Some(service) = params.get("service") {
+            if let Some(service) = service {
                 q.append_pair("service", service);
             }
-            q.append_pair("scope", scope);
+            for scope in scopes {
+                q.append_pair("scope", scope);
+            }
         }
         let mut req = self.http.get(url.clone());
         if let Some(basic) = self.basic_header() {
@@ -88,37 +249,36 @@ impl RegistryClient {
             .send()
             .await
             .map_err(|e| self.network_error("token request", &e))?;
+        let refused = |status: u16, hint: String| RegistryError::Unauthorized {
+            registry: self.registry.clone(),
+            repository: repository.to_string(),
+            status,
+            hint,
+        };
         if !response.status().is_success() {
-            return Err(RegistryError::Unauthorized {
-                registry: self.registry.clone(),
-                repository: repository.to_string(),
-                status: response.status().as_u16(),
-                hint: self.auth_hint(),
-            });
+            return Err(refused(response.status().as_u16(), self.auth_hint()));
         }
         let bytes = response
             .bytes()
             .await
             .map_err(|e| self.network_error("token request", &e))?;
         let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
-        let token = body
-            .get("token")
+        body.get("token")
             .or_else(|| body.get("access_token"))
             .and_then(|t| t.as_str())
             .filter(|t| !t.is_empty())
-            .ok_or_else(|| RegistryError::Unauthorized {
-                registry: self.registry.clone(),
-                repository: repository.to_string(),
-                status: 401,
-                hint: "the registry's token service answered without a token; check the registry's auth setup".into(),
-            })?
-            .to_string();
-        self.tokens
-            .lock()
-            .expect("no panics while locked")
-            .insert(scope.to_string(), token);
-        Ok(())
+            .map(str::to_string)
+            .ok_or_else(|| {
+                refused(
+                    401,
+                    "the registry's token service answered without a token; check the registry's auth setup".into(),
+                )
+            })
     }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().expect("no panics while locked")
 }
 
 fn parse_challenge(params: &str) -> HashMap<String, String> {
@@ -151,6 +311,7 @@ fn parse_challenge(params: &str) -> HashMap<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::AtomicUsize;
 
     #[test]
     fn parses_bearer_challenges() {
@@ -160,5 +321,70 @@ mod tests {
         assert_eq!(p["realm"], "https://auth.docker.io/token");
         assert_eq!(p["service"], "registry.docker.io");
         assert_eq!(p["scope"], "repository:library/python:pull");
+    }
+
+    #[test]
+    fn a_push_scope_serves_pulls_of_the_same_repository_only() {
+        let granted: BTreeSet<String> = [scope("app", true), scope("base", false)].into();
+        assert!(covers(&granted, &scope("app", false)));
+        assert!(covers(&granted, &scope("app", true)));
+        assert!(covers(&granted, &scope("base", false)));
+        assert!(!covers(&granted, &scope("base", true)));
+        assert!(!covers(&granted, &scope("other", false)));
+    }
+
+    fn basic(password: &str) -> Credentials {
+        Credentials::Basic {
+            username: "AWS".into(),
+            password: password.into(),
+        }
+    }
+
+    #[test]
+    fn an_expiring_login_is_renewed_once_and_then_used() {
+        let renewals = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&renewals);
+        let renewal: Renewal = Arc::new(move || {
+            counter.fetch_add(1, Ordering::SeqCst);
+            Box::pin(async {
+                Ok(Login {
+                    credentials: basic("fresh"),
+                    expires: Some(SystemTime::now() + Duration::from_secs(12 * 3600)),
+                })
+            })
+        });
+        let stale = Login {
+            credentials: basic("stale"),
+            expires: Some(SystemTime::now() + Duration::from_secs(60)),
+        };
+        let client = RegistryClient::new("h", "h", true, stale).with_renewal(renewal);
+        client.auth.use_basic.store(true, Ordering::Relaxed);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            client.renew_if_expiring().await.unwrap();
+            client.renew_if_expiring().await.unwrap();
+        });
+        assert_eq!(renewals.load(Ordering::SeqCst), 1);
+        let expected = base64::engine::general_purpose::STANDARD.encode("AWS:fresh");
+        assert_eq!(
+            client.auth_header(&[scope("app", true)]),
+            Some(format!("Basic {expected}"))
+        );
+    }
+
+    #[test]
+    fn a_login_that_does_not_expire_is_never_renewed() {
+        let renewal: Renewal = Arc::new(|| Box::pin(async { Err("must not be called".into()) }));
+        let login = Login {
+            credentials: basic("p"),
+            expires: None,
+        };
+        let client = RegistryClient::new("h", "h", true, login).with_renewal(renewal);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        assert!(rt.block_on(client.renew_if_expiring()).is_ok());
     }
 }

@@ -4,26 +4,21 @@
 //! We speak the protocol ourselves instead of through oci-client because its uploads take the whole
 //! blob as one in-memory slice, and layers can be hundreds of megabytes.
 
-use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Mutex;
 use std::time::Duration;
 
-use reqwest::header::{
-    ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, WWW_AUTHENTICATE,
-};
+use reqwest::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, HeaderMap};
 use reqwest::{Method, StatusCode};
 use sha2::{Digest as _, Sha256};
 use tokio::io::AsyncWriteExt;
-use tracing::{debug, warn};
 
+use super::challenge::{AuthState, Login, Renewal};
 use super::errors::{ErrorBody, ErrorCode};
+use super::transport::{Body, Req, error_body, read_capped};
 use crate::core::digest::Digest;
-use crate::net::redact::{http_error, url_for_log};
 use crate::net::retry::RetryPolicy;
 use crate::oci::source::MAX_DOCUMENT_BYTES;
-use crate::progress::{FileBodyStream, Progress};
-use indicatif::ProgressBar;
+use crate::progress::Progress;
 
 /// Manifest media types we accept when reading.
 pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
@@ -118,41 +113,13 @@ fn attempts_text(attempts: u32) -> String {
     }
 }
 
-/// A response body of at most `cap` bytes, read as it arrives; `None` if it is longer (a registry
-/// or something in between must not make us hold whatever it sends).
-async fn read_capped(mut r: reqwest::Response, cap: u64) -> reqwest::Result<Option<Vec<u8>>> {
-    let mut bytes = Vec::new();
-    while let Some(chunk) = r.chunk().await? {
-        if bytes.len() as u64 + chunk.len() as u64 > cap {
-            return Ok(None);
-        }
-        bytes.extend_from_slice(&chunk);
-    }
-    Ok(Some(bytes))
-}
-
-/// An error response's body, read up to 4 KiB: its error document, and its start for messages.
-async fn error_body(r: reqwest::Response) -> ErrorBody {
-    let mut r = r;
-    let mut bytes = Vec::new();
-    while bytes.len() < 4096 {
-        match r.chunk().await {
-            Ok(Some(chunk)) => bytes.extend_from_slice(&chunk),
-            _ => break,
-        }
-    }
-    ErrorBody::parse(&bytes)
-}
-
-/// One registry host, with its credentials and the bearer tokens obtained for each scope.
+/// One registry host, with its login and the bearer tokens obtained for it.
 pub struct RegistryClient {
     pub(super) http: reqwest::Client,
     pub registry: String,
-    base_url: String,
-    pub(super) credentials: Credentials,
-    pub(super) tokens: Mutex<HashMap<String, String>>,
-    pub(super) use_basic: Mutex<bool>,
-    policy: RetryPolicy,
+    pub(super) base_url: String,
+    pub(super) auth: AuthState,
+    pub(super) policy: RetryPolicy,
     progress: Progress,
 }
 
@@ -164,29 +131,8 @@ pub struct FetchedManifest {
     pub digest: Digest,
 }
 
-/// One registry request, described so that a retry can send it again.
-struct Req<'a> {
-    method: Method,
-    url: &'a str,
-    repository: &'a str,
-    /// Needs push (write) permission, not only pull.
-    push: bool,
-    headers: HeaderMap,
-    body: Body<'a>,
-    operation: &'a str,
-    /// False when a retry must start over at a higher level (an upload session is spent once used).
-    retry: bool,
-}
-
-/// What a request body is, so that a retry can build it again.
-enum Body<'a> {
-    Empty,
-    Bytes(&'a [u8]),
-    File(&'a Path, u64, &'a ProgressBar),
-}
-
 impl RegistryClient {
-    pub fn new(api_host: &str, registry: &str, plain_http: bool, credentials: Credentials) -> Self {
+    pub fn new(api_host: &str, registry: &str, plain_http: bool, login: Login) -> Self {
         let http = crate::net::http_client(Duration::from_secs(120))
             .expect("a TLS backend is compiled in");
         let scheme = if plain_http { "http" } else { "https" };
@@ -194,9 +140,7 @@ impl RegistryClient {
             http,
             registry: registry.to_string(),
             base_url: format!("{scheme}://{api_host}"),
-            credentials,
-            tokens: Mutex::new(HashMap::new()),
-            use_basic: Mutex::new(false),
+            auth: AuthState::new(login, None),
             policy: RetryPolicy::default(),
             progress: Progress::hidden(),
         }
@@ -207,155 +151,10 @@ impl RegistryClient {
         self
     }
 
-    pub(super) fn network_error(
-        &self,
-        operation: impl Into<String>,
-        err: &reqwest::Error,
-    ) -> RegistryError {
-        RegistryError::Network {
-            registry: self.registry.clone(),
-            operation: operation.into(),
-            attempts: 1,
-            detail: http_error(err),
-            permanent: crate::net::is_unknown_host(err),
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        if path.starts_with("http://") || path.starts_with("https://") {
-            path.to_string()
-        } else {
-            format!("{}{}", self.base_url, path)
-        }
-    }
-
-    /// Sends a request, answering auth challenges and retrying transient failures.
-    async fn send(&self, request: Req<'_>) -> Result<reqwest::Response> {
-        let Req {
-            method,
-            url,
-            repository,
-            push,
-            headers,
-            body,
-            operation,
-            retry,
-        } = request;
-        let attempts = if retry { self.policy.attempts } else { 1 };
-        let scope = if push {
-            format!("repository:{repository}:pull,push")
-        } else {
-            format!("repository:{repository}:pull")
-        };
-        let mut last = String::new();
-        let mut challenged = false;
-        let mut attempt = 0;
-        while attempt < attempts {
-            attempt += 1;
-            let mut req = self
-                .http
-                .request(method.clone(), url)
-                .headers(headers.clone());
-            if let Some(auth) = self.auth_header(&scope) {
-                req = req.header(AUTHORIZATION, auth);
-            }
-            req = match &body {
-                Body::Empty => req,
-                Body::Bytes(b) => req.body(b.to_vec()),
-                Body::File(path, size, bar) => {
-                    let file =
-                        tokio::fs::File::open(path)
-                            .await
-                            .map_err(|e| RegistryError::Io {
-                                path: path.to_path_buf(),
-                                source: e,
-                            })?;
-                    let stream = FileBodyStream::new(file, (*bar).clone());
-                    req.header(CONTENT_LENGTH, *size)
-                        .body(reqwest::Body::wrap_stream(stream))
-                }
-            };
-            debug!("{method} {}", url_for_log(url));
-            let response = match req.send().await {
-                Ok(r) => r,
-                Err(e) if crate::net::is_unknown_host(&e) => {
-                    return Err(RegistryError::Network {
-                        registry: self.registry.clone(),
-                        operation: operation.to_string(),
-                        attempts: attempt,
-                        detail: http_error(&e),
-                        permanent: true,
-                    });
-                }
-                Err(e) => {
-                    last = http_error(&e);
-                    self.pause(operation, &last, attempt).await;
-                    continue;
-                }
-            };
-            let status = response.status();
-            if status == StatusCode::UNAUTHORIZED && !challenged {
-                challenged = true;
-                let challenge = response
-                    .headers()
-                    .get(WWW_AUTHENTICATE)
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("")
-                    .to_string();
-                self.answer_challenge(&challenge, &scope, repository)
-                    .await?;
-                attempt -= 1;
-                continue;
-            }
-            if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
-                return Err(RegistryError::Unauthorized {
-                    registry: self.registry.clone(),
-                    repository: repository.to_string(),
-                    status: status.as_u16(),
-                    hint: self.auth_hint(),
-                });
-            }
-            if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
-                last = format!("HTTP {status}");
-                self.pause(operation, &last, attempt).await;
-                continue;
-            }
-            return Ok(response);
-        }
-        Err(RegistryError::Network {
-            registry: self.registry.clone(),
-            operation: operation.to_string(),
-            attempts,
-            detail: last,
-            permanent: false,
-        })
-    }
-
-    async fn pause(&self, operation: &str, why: &str, attempt: u32) {
-        if attempt < self.policy.attempts {
-            let delay = self.policy.delay(attempt);
-            warn!(
-                "{}: {operation}: {why}; retrying in {delay:?}",
-                self.registry
-            );
-            tokio::time::sleep(delay).await;
-        }
-    }
-
-    fn status_error(
-        &self,
-        repository: &str,
-        operation: &str,
-        status: StatusCode,
-        body: ErrorBody,
-    ) -> RegistryError {
-        RegistryError::Status {
-            registry: self.registry.clone(),
-            repository: repository.to_string(),
-            operation: operation.to_string(),
-            status: status.as_u16(),
-            body,
-        }
+    /// Lets the client log in again before its login expires.
+    pub fn with_renewal(mut self, renewal: Renewal) -> Self {
+        self.auth.renewal = Some(renewal);
+        self
     }
 
     pub async fn blob_exists(&self, repository: &str, digest: &Digest) -> Result<bool> {
@@ -366,6 +165,7 @@ impl RegistryClient {
                 url: &url,
                 repository,
                 push: true,
+                also_pull: None,
                 headers: HeaderMap::new(),
                 body: Body::Empty,
                 operation: "blob check",
@@ -434,6 +234,7 @@ impl RegistryClient {
                 url: &url,
                 repository,
                 push: true,
+                also_pull: mount_from,
                 headers,
                 body: Body::Empty,
                 operation: "upload start",
@@ -485,6 +286,7 @@ impl RegistryClient {
                 url: &put_url,
                 repository,
                 push: true,
+                also_pull: None,
                 headers,
                 body: Body::File(path, size, &bar),
                 operation: "blob upload",
@@ -509,6 +311,7 @@ impl RegistryClient {
                 url: &url,
                 repository,
                 push: false,
+                also_pull: None,
                 headers,
                 body: Body::Empty,
                 operation: "manifest fetch",
@@ -616,6 +419,7 @@ impl RegistryClient {
                 url: &url,
                 repository,
                 push: true,
+                also_pull: None,
                 headers,
                 body: Body::Bytes(bytes),
                 operation: "manifest push",
@@ -669,6 +473,7 @@ impl RegistryClient {
                 url: &url,
                 repository,
                 push: false,
+                also_pull: None,
                 headers: HeaderMap::new(),
                 body: Body::Empty,
                 operation: "blob download",
@@ -730,29 +535,5 @@ fn is_transient(err: &RegistryError) -> bool {
                 || (*status == 404 && body.has(&ErrorCode::BlobUploadUnknown))
         }
         _ => false,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn response(body: Vec<u8>) -> reqwest::Response {
-        reqwest::Response::from(http::Response::new(body))
-    }
-
-    #[test]
-    fn bodies_over_the_cap_are_not_read_whole() {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let body = vec![7u8; 1000];
-            let whole = read_capped(response(body.clone()), 1000).await.unwrap();
-            assert_eq!(whole, Some(body.clone()));
-            assert_eq!(read_capped(response(body), 999).await.unwrap(), None);
-            let body = error_body(response(b"{\"errors\":[]}".to_vec())).await;
-            assert_eq!(body.to_string(), "{\"errors\":[]}");
-        });
     }
 }

@@ -4,6 +4,7 @@
 //! must fetch a token for the right scope, retry with it, and never print it.
 
 use crate::support::fault_proxy::{BEARER_SERVICE, BearerProxy, TokenRequest};
+use crate::support::images::lambda_like_base;
 use crate::support::registry::{
     PushHome, Registry, basic_auth_secrets, digest_of, push_args, write_docker_config,
 };
@@ -22,7 +23,7 @@ fn anonymous(args: Vec<String>) -> Vec<String> {
 }
 
 fn scopes(requests: &[TokenRequest]) -> Vec<String> {
-    requests.iter().map(|r| r.scope.clone()).collect()
+    requests.iter().flat_map(|r| r.scopes.clone()).collect()
 }
 
 /// Every token request named our service and came without Basic credentials.
@@ -100,6 +101,53 @@ fn auto_auth_with_an_empty_docker_config_also_answers_the_bearer_challenge() {
 }
 
 #[test]
+fn a_base_and_a_target_on_one_bearer_registry_share_one_token_which_also_mounts() {
+    let (reg, proxy) = start();
+    let seeder = PushHome::default();
+    reg.docker_config(&seeder.docker_dir(), &[]);
+    let work = tempfile::tempdir().unwrap();
+    lambda_like_base(work.path(), "base");
+    reg.push_oci(work.path(), "base", "lambda/base:v1", false);
+
+    let home = PushHome::default();
+    let host = proxy.host();
+    let base = format!("{host}/lambda/base:v1");
+    let args = anonymous(push_args(
+        &["deps.zip"],
+        Some(&base),
+        &format!("{host}/lambda/app:v1"),
+    ));
+    let mut args = args;
+    args.push("--json".into());
+    let (code, stdout, stderr) = home.run(&[&host], &args);
+    assert_eq!(code, 0, "push failed\nstdout: {stdout}\nstderr: {stderr}");
+    let tokens = proxy.token_requests();
+    assert_anonymous_token_requests(&tokens);
+    assert_eq!(
+        tokens.len(),
+        1,
+        "one token for the base and the target: {tokens:?}"
+    );
+    let mut asked = tokens[0].scopes.clone();
+    asked.sort();
+    assert_eq!(
+        asked,
+        [
+            "repository:lambda/app:pull,push",
+            "repository:lambda/base:pull"
+        ]
+    );
+    let doc: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let mounted = doc["blobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|b| b["status"] == "mounted")
+        .count();
+    assert_eq!(mounted, 2, "the base layers were not mounted: {doc}");
+}
+
+#[test]
 fn anonymous_zip_through_a_bearer_challenge_uses_a_pull_token() {
     let (reg, proxy) = start();
     // Seed the image straight into the registry with Basic credentials.
@@ -125,7 +173,8 @@ fn anonymous_zip_through_a_bearer_challenge_uses_a_pull_token() {
     assert_anonymous_token_requests(&tokens);
     for t in &tokens {
         assert_eq!(
-            t.scope, "repository:fn/zipme:pull",
+            t.scopes,
+            ["repository:fn/zipme:pull"],
             "a pull needs only pull: {t:?}"
         );
     }

@@ -22,8 +22,8 @@ pub const BEARER_SERVICE: &str = "fake-registry";
 /// One request to the bearer front's token endpoint.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TokenRequest {
-    /// `scope` query parameter, decoded (empty when absent).
-    pub scope: String,
+    /// Every `scope` query parameter, decoded, in order.
+    pub scopes: Vec<String>,
     /// `service` query parameter, decoded (empty when absent).
     pub service: String,
     /// True when the request carried `Authorization: Basic …`.
@@ -158,8 +158,14 @@ fn serve_bearer_client(
                     .map(|(_, v)| form_decode(v))
                     .unwrap_or_default()
             };
+            let scopes = query
+                .split('&')
+                .filter_map(|p| p.split_once('='))
+                .filter(|(k, _)| *k == "scope")
+                .map(|(_, v)| form_decode(v))
+                .collect();
             lock(&bearer.token_requests).push(TokenRequest {
-                scope: param("scope"),
+                scopes,
                 service: param("service"),
                 basic,
                 basic_user,
