@@ -12,6 +12,7 @@ use tokio::sync::OnceCell;
 use tracing::debug;
 
 use crate::aws::AwsClients;
+use crate::aws::AwsSettings;
 use crate::aws::cache::ZipCache;
 use crate::aws::ecr::EcrError;
 use crate::aws::fetch::ArnFetcher;
@@ -20,9 +21,29 @@ use crate::printer::Printer;
 use crate::registry::auth::{
     AuthError, AuthMode, CredentialSource, credential_source, docker_config_credentials,
 };
-use crate::registry::challenge::{Login, Renewal};
+use crate::registry::auth::{Login, Renewal};
 use crate::registry::client::{Credentials, RegistryClient};
-use crate::settings::{GlobalSettings, RegistrySettings};
+
+/// Options every command shares.
+#[derive(Debug, Clone)]
+pub struct GlobalSettings {
+    pub aws: AwsSettings,
+    /// One JSON document on stdout instead of text.
+    pub json: bool,
+    pub quiet: bool,
+    pub verbose: u8,
+    /// Read and write the download cache.
+    pub use_cache: bool,
+    pub registry: RegistrySettings,
+}
+
+/// How registries are reached.
+#[derive(Debug, Clone, Default)]
+pub struct RegistrySettings {
+    /// Hosts (`host[:port]`) spoken to over plain HTTP.
+    pub plain_http: Vec<String>,
+    pub auth: AuthMode,
+}
 
 pub struct Context {
     runtime: Runtime,

@@ -18,32 +18,13 @@ use crate::pipeline::ImageRequest;
 use crate::pipeline::inputs::LayerRef;
 use crate::registry::auth::{AuthMode, ecr_region};
 
+pub use crate::context::{GlobalSettings, RegistrySettings};
+
 /// Everything a run needs to know from its command line and environment.
 #[derive(Debug)]
 pub struct Settings {
     pub global: GlobalSettings,
     pub command: CommandSettings,
-}
-
-/// Options every command shares.
-#[derive(Debug, Clone)]
-pub struct GlobalSettings {
-    pub aws: AwsSettings,
-    /// One JSON document on stdout instead of text.
-    pub json: bool,
-    pub quiet: bool,
-    pub verbose: u8,
-    /// Read and write the download cache.
-    pub use_cache: bool,
-    pub registry: RegistrySettings,
-}
-
-/// How registries are reached.
-#[derive(Debug, Clone, Default)]
-pub struct RegistrySettings {
-    /// Hosts (`host[:port]`) spoken to over plain HTTP.
-    pub plain_http: Vec<String>,
-    pub auth: AuthMode,
 }
 
 #[derive(Debug)]

@@ -24,7 +24,8 @@ use crate::core::zip_writer::{
     self, Compressor, DosTime, EntryKind, ZipEntry, ZipOptions, ZipSummary, ZipWriteError,
     write_zip,
 };
-use crate::oci::source::{self, ImageStore, ResolvedImage};
+use crate::oci::resolve::{ResolvedImage, resolve};
+use crate::oci::source::{self, ImageStore};
 use crate::pipeline::open_image;
 use crate::printer::Report;
 use crate::settings::{PublishSettings, ZipSettings};
@@ -82,7 +83,7 @@ pub fn run(settings: &ZipSettings, ctx: &Context) -> Result<ZipReport> {
         .into());
     }
     let store = open_image(ctx, &settings.image)?;
-    let image = source::resolve(store.as_ref(), settings.platform.as_ref())?;
+    let image = resolve(store.as_ref(), settings.platform.as_ref())?;
     info!(
         "{}: {}, {} layer(s)",
         image.name,

@@ -5,9 +5,10 @@
 use std::io::Write;
 use std::sync::Arc;
 
-use crate::core::digest::Digest;
 use crate::core::error::Result;
-use crate::core::layer_gzip::{EntryRef, HeaderSpec, Job, Piece, Source, write_gzip};
+use crate::core::layer_gzip::{
+    EntryRef, FRESH_JOB_BYTES, HeaderSpec, Job, LayerDigests, Piece, Source, write_gzip,
+};
 use crate::core::layer_tree::LayerTree;
 use crate::core::layer_zip::{EntryKind, SYNTHESIZED_MTIME, ZipMethod};
 use crate::core::tar_writer::{END_OF_ARCHIVE, TarKind, dir_name, pad_len};
@@ -41,17 +42,6 @@ impl Default for BuildOptions {
     }
 }
 
-/// The identity of a written layer blob.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LayerDigests {
-    /// sha256 of the gzip blob.
-    pub digest: Digest,
-    pub size: u64,
-    /// sha256 of the uncompressed tar.
-    pub diff_id: Digest,
-    pub tar_size: u64,
-}
-
 /// Writes `tree` (data read from `sources[entry.source]`) as a gzip-compressed tar into `out`.
 pub fn write_layer<W: Write>(
     sources: &[Source],
@@ -62,10 +52,6 @@ pub fn write_layer<W: Write>(
     let jobs = plan_jobs(tree, opts);
     write_gzip(&jobs, sources, opts.threads, opts.gzip_level, out)
 }
-
-/// Plain bytes gathered into one fresh-compression job: big enough that a job's start-up cost
-/// does not matter, small enough that a layer splits into many jobs for the threads.
-pub(crate) const FRESH_JOB_BYTES: u64 = 1024 * 1024;
 
 /// Cuts the layer's tar stream into jobs. The cut points depend only on the tree and the options,
 /// which is what makes the output independent of the thread count.

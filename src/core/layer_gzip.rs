@@ -17,13 +17,27 @@ use crate::core::deflate_splice::{RawInflater, SpliceError, SpliceSink, splice};
 use crate::core::digest::{Digest, HashingWriter};
 use crate::core::error::{LayerError, Result};
 use crate::core::file_range::FileRange;
-use crate::core::layer_build::LayerDigests;
 use crate::core::layer_zip::{
     EntryData, ZipMethod, crc_mismatch, inflates_too_much, size_mismatch,
 };
 use crate::core::raw_deflate::deflate_into;
 use crate::core::tar_writer::{self, TarKind};
 use unpack::Unpacks;
+
+/// The identity of a written layer blob.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayerDigests {
+    /// sha256 of the gzip blob.
+    pub digest: Digest,
+    pub size: u64,
+    /// sha256 of the uncompressed tar.
+    pub diff_id: Digest,
+    pub tar_size: u64,
+}
+
+/// Plain bytes gathered into one fresh-compression job: big enough that a job's start-up cost
+/// does not matter, small enough that a layer splits into many jobs for the threads.
+pub(crate) const FRESH_JOB_BYTES: u64 = 1024 * 1024;
 
 mod unpack;
 

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use serde_json::json;
 
 use crate::core::error::{LayerError, Result};
-use crate::core::layer_build::LayerDigests;
+use crate::core::layer_gzip::LayerDigests;
 use crate::core::staging::Staging;
 use crate::core::tar_writer::TarWriter;
 use crate::oci::canonical_json::to_canonical_bytes;

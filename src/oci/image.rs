@@ -7,10 +7,11 @@ use oci_spec::image::MediaType;
 use serde_json::{Map, Value, json};
 
 use crate::core::digest::Digest;
-use crate::core::layer_build::LayerDigests;
+use crate::core::layer_gzip::LayerDigests;
 use crate::oci::canonical_json::to_canonical_bytes;
 use crate::oci::platform::Platform;
-use crate::oci::source::{ImageStore, LayerBlob, ResolvedImage};
+use crate::oci::resolve::ResolvedImage;
+use crate::oci::source::{ImageStore, LayerBlob};
 
 /// Annotation keys that record where each input layer came from, so a later run can compare.
 /// `dev.layerport.layer.<input index>.source`: the ARN or zip name of input `index`.

@@ -12,7 +12,8 @@ use super::source::{
     check_document, descriptor, too_big,
 };
 
-pub use crate::oci::layout_sink::REF_NAME;
+/// The annotation naming an image's tag in a layout's index.
+pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
 
 /// A member's bytes and its size.
 pub(crate) type Member<'a> = (Box<dyn Read + Send + 'a>, u64);

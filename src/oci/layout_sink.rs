@@ -9,13 +9,13 @@ use serde_json::{Value, json};
 
 use crate::core::digest::Digest;
 use crate::core::error::{LayerError, Result};
-use crate::core::layer_build::LayerDigests;
+use crate::core::layer_gzip::LayerDigests;
 use crate::core::staging::{Staging, write_file_atomic};
 use crate::oci::canonical_json::to_canonical_bytes;
 use crate::oci::image::{BaseImage, BuiltImage};
+use crate::oci::layout::REF_NAME;
 use crate::oci::sink::{FinishedImage, ImageSink, SinkError, SinkKind, SinkReport, SinkSpec};
 
-pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
 const LAYOUT_FILE: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
 
 /// What is at the destination before we write.

@@ -6,18 +6,11 @@ use std::io::Read;
 use serde_json::Value;
 
 use super::source::{
-    BlobRef, DOCKER_LIST, DOCKER_MANIFEST, ImageError, ImageStore, MAX_DOCUMENT_BYTES, OCI_INDEX,
-    OCI_MANIFEST, descriptor, io_error, too_big,
+    BlobRef, DOCKER_LIST, DOCKER_MANIFEST, ImageError, ImageStore, LayerBlob, MAX_DOCUMENT_BYTES,
+    OCI_INDEX, OCI_MANIFEST, descriptor, io_error, too_big,
 };
 use crate::core::digest::Digest;
 use crate::oci::platform::Platform;
-
-/// One layer to apply: its blob as stored and the digest of its uncompressed tar (`diff_id`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LayerBlob {
-    pub blob: BlobRef,
-    pub diff_id: Digest,
-}
 
 /// An image narrowed to one platform: what `layerport zip` applies.
 #[derive(Debug, Clone)]

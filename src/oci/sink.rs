@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::core::digest::Digest;
-use crate::core::layer_build::LayerDigests;
+use crate::core::layer_gzip::LayerDigests;
 use crate::oci::image::{AddedLayer, BaseImage, BuiltImage};
 use crate::oci::reference::ImageRef;
 

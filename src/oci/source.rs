@@ -27,11 +27,6 @@ use sha2::{Digest as _, Sha256};
 
 use crate::core::digest::Digest;
 use crate::core::error::SourceError;
-use crate::oci::reference::ImageSpec;
-
-pub use super::archive::DockerArchiveStore;
-pub use super::layout::OciLayoutStore;
-pub use super::resolve::{LayerBlob, ResolvedImage, resolve};
 
 pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -48,6 +43,13 @@ pub const MAX_DOCUMENT_BYTES: u64 = 16 * 1024 * 1024;
 pub struct Document {
     pub media_type: String,
     pub bytes: Vec<u8>,
+}
+
+/// One layer to apply: its blob as stored and the digest of its uncompressed tar (`diff_id`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayerBlob {
+    pub blob: BlobRef,
+    pub diff_id: Digest,
 }
 
 /// What a descriptor says about a blob: enough to fetch it and to check what arrives.
@@ -172,21 +174,6 @@ impl ImageError {
             Ok(image) => Ok(*image),
             Err(other) => Err(SourceError(other).into_io()),
         }
-    }
-}
-
-/// Opens an image stored on local disk (an OCI layout or a docker archive); `None` for a registry
-/// reference, which needs the network client (`registry::remote::RegistryStore`).
-pub fn open_local(spec: &ImageSpec) -> Option<Result<Box<dyn ImageStore>, ImageError>> {
-    match spec {
-        ImageSpec::OciLayout { dir, tag } => Some(
-            OciLayoutStore::open(dir, tag.as_deref()).map(|s| Box::new(s) as Box<dyn ImageStore>),
-        ),
-        ImageSpec::DockerArchive { file, name } => Some(
-            DockerArchiveStore::open(file, name.as_deref())
-                .map(|s| Box::new(s) as Box<dyn ImageStore>),
-        ),
-        ImageSpec::Registry(_) => None,
     }
 }
 

@@ -14,17 +14,20 @@ use crate::context::Context;
 use crate::core::error::LayerError;
 use crate::core::layer_build::BuildOptions;
 use crate::core::warnings::Warning;
+use crate::oci::archive::DockerArchiveStore;
 use crate::oci::archive_sink::ArchiveSink;
 use crate::oci::image::{AddedLayer, BaseImage, BuiltImage, build_image};
+use crate::oci::layout::OciLayoutStore;
 use crate::oci::layout_sink::LayoutSink;
 use crate::oci::platform::Platform;
 use crate::oci::reference::{ImageRef, ImageSpec};
+use crate::oci::resolve::resolve;
 use crate::oci::sink::{FinishedImage, ImageSink, SinkReport, SinkSpec};
-use crate::oci::source::{self, ImageStore};
+use crate::oci::source::ImageStore;
 use crate::registry::push::RegistrySink;
 use crate::registry::remote::RegistryStore;
 use build::{Event, build_as_ready, choose_platform};
-use inputs::LayerRef;
+use inputs::{LayerRef, LocalLayer};
 
 /// What to build: the layers, in order, and what they go on.
 #[derive(Debug, Clone)]
@@ -57,11 +60,14 @@ pub struct ImageOutcome {
 /// Opens an image for reading from wherever it lives: a local layout or archive, or a registry
 /// (through the context's client for its host).
 pub fn open_image(ctx: &Context, spec: &ImageSpec) -> Result<Arc<dyn ImageStore>> {
-    if let Some(local) = source::open_local(spec) {
-        return Ok(Arc::from(local?));
-    }
-    let ImageSpec::Registry(reference) = spec else {
-        unreachable!("open_local takes every local transport");
+    let reference = match spec {
+        ImageSpec::OciLayout { dir, tag } => {
+            return Ok(Arc::new(OciLayoutStore::open(dir, tag.as_deref())?));
+        }
+        ImageSpec::DockerArchive { file, name } => {
+            return Ok(Arc::new(DockerArchiveStore::open(file, name.as_deref())?));
+        }
+        ImageSpec::Registry(reference) => reference,
     };
     let client = ctx.block_on(ctx.registry(reference))?;
     client.will_use(&reference.repository, false);
@@ -122,7 +128,7 @@ pub fn open_base(
 ) -> Result<BaseImage> {
     info!("reading base image {spec}");
     let store = open_image(ctx, spec)?;
-    let resolved = source::resolve(store.as_ref(), platform)?;
+    let resolved = resolve(store.as_ref(), platform)?;
     Ok(BaseImage::new(resolved, store))
 }
 
@@ -139,6 +145,41 @@ pub fn run(
     if let Some(b) = &base {
         sink.start_base(b).map_err(anyhow::Error::from_boxed)?;
     }
+    let (inputs, layers) = build_layers(ctx, request, sink.as_mut())?;
+    // A base fixes the platform: `resolve` already refused one that differs from --platform.
+    let platform = match &base {
+        Some(b) => b.platform.clone(),
+        None => choose_platform(request.platform.clone(), &inputs),
+    };
+    let added: Vec<AddedLayer> = layers.iter().map(|l| l.layer.clone()).collect();
+    let image = build_image(&added, &platform, base.as_ref());
+    let written = sink
+        .finish(FinishedImage {
+            built: &image,
+            base: base.as_ref(),
+            added: &added,
+        })
+        .map_err(anyhow::Error::from_boxed)?;
+    info!(
+        "wrote {} ({platform}, {} layer(s) added)",
+        written.reference,
+        added.len()
+    );
+    Ok(ImageOutcome {
+        image,
+        platform,
+        layers,
+        written,
+    })
+}
+
+/// Builds the request's layers into the sink's blob directory, each as soon as its zips are there,
+/// telling the sink of each finished blob.
+fn build_layers(
+    ctx: &Context,
+    request: &ImageRequest,
+    sink: &mut dyn ImageSink,
+) -> Result<(Vec<LocalLayer>, Vec<BuiltLayer>)> {
     let count = request.layers.len();
     let groups: Vec<Vec<usize>> = if request.squash {
         vec![(0..count).collect()]
@@ -184,29 +225,5 @@ pub fn run(
         );
         layers.push(BuiltLayer { layer, warnings });
     }
-    // A base fixes the platform: `resolve` already refused one that differs from --platform.
-    let platform = match &base {
-        Some(b) => b.platform.clone(),
-        None => choose_platform(request.platform.clone(), &inputs),
-    };
-    let added: Vec<AddedLayer> = layers.iter().map(|l| l.layer.clone()).collect();
-    let image = build_image(&added, &platform, base.as_ref());
-    let written = sink
-        .finish(FinishedImage {
-            built: &image,
-            base: base.as_ref(),
-            added: &added,
-        })
-        .map_err(anyhow::Error::from_boxed)?;
-    info!(
-        "wrote {} ({platform}, {} layer(s) added)",
-        written.reference,
-        added.len()
-    );
-    Ok(ImageOutcome {
-        image,
-        platform,
-        layers,
-        written,
-    })
+    Ok((inputs, layers))
 }

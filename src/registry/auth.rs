@@ -4,7 +4,10 @@
 
 use tracing::debug;
 
-use super::client::Credentials;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::SystemTime;
 
 /// `<account>.dkr.ecr[-fips].<region>.amazonaws.com[.cn]` → region.
 pub fn ecr_region(host: &str) -> Option<String> {
@@ -24,6 +27,40 @@ pub fn ecr_region(host: &str) -> Option<String> {
         _ => None,
     }
 }
+
+/// What a registry request is sent with.
+#[derive(Clone, Default)]
+pub enum Credentials {
+    #[default]
+    Anonymous,
+    Basic {
+        username: String,
+        password: String,
+    },
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Credentials::Anonymous => f.write_str("Anonymous"),
+            Credentials::Basic { username, .. } => write!(f, "Basic({username}, <redacted>)"),
+        }
+    }
+}
+
+/// Credentials and when they stop working (`None`: they do not expire).
+#[derive(Debug, Clone, Default)]
+pub struct Login {
+    pub credentials: Credentials,
+    pub expires: Option<SystemTime>,
+}
+
+/// Logs in again (an ECR token): the error says why it could not, with its hint.
+pub type Renewal = Arc<
+    dyn Fn() -> Pin<Box<dyn Future<Output = std::result::Result<Login, String>> + Send>>
+        + Send
+        + Sync,
+>;
 
 /// How registries are authenticated (`--registry-auth`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

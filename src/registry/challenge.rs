@@ -4,32 +4,16 @@
 //! a base and a target on one host — and a cross-repository mount — share it.
 
 use std::collections::{BTreeSet, HashMap};
-use std::future::Future;
-use std::pin::Pin;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use base64::Engine;
 use reqwest::header::AUTHORIZATION;
 use tracing::debug;
 
-use super::client::{Credentials, RegistryClient, RegistryError, Result};
-use super::errors::ErrorBody;
-
-/// Credentials and when they stop working (`None`: they do not expire).
-#[derive(Debug, Clone, Default)]
-pub struct Login {
-    pub credentials: Credentials,
-    pub expires: Option<SystemTime>,
-}
-
-/// Logs in again (an ECR token): the error says why it could not, with its hint.
-pub type Renewal = Arc<
-    dyn Fn() -> Pin<Box<dyn Future<Output = std::result::Result<Login, String>> + Send>>
-        + Send
-        + Sync,
->;
+use super::auth::{Credentials, Login, Renewal};
+use super::errors::{ErrorBody, RegistryError, Result, network_error};
 
 /// A login this close to its expiry is renewed before the next request.
 const RENEW_BEFORE: Duration = Duration::from_secs(300);
@@ -43,14 +27,14 @@ struct Token {
 /// What the client knows about authenticating to its host.
 pub(super) struct AuthState {
     login: Mutex<Login>,
-    pub(super) renewal: Option<Renewal>,
+    renewal: Option<Renewal>,
     tokens: Mutex<Vec<Token>>,
     /// Counts tokens obtained, so that requests refused at once by a 401 fetch one token, not one each.
     generation: AtomicU64,
     fetching: tokio::sync::Mutex<()>,
     /// Scopes the run announced it will need (`repository:NAME:pull[,push]`).
     wanted: Mutex<BTreeSet<String>>,
-    pub(super) use_basic: AtomicBool,
+    use_basic: AtomicBool,
 }
 
 impl AuthState {
@@ -69,6 +53,17 @@ impl AuthState {
     fn credentials(&self) -> Credentials {
         lock(&self.login).credentials.clone()
     }
+
+    pub(super) fn set_renewal(&mut self, renewal: Renewal) {
+        self.renewal = Some(renewal);
+    }
+}
+
+/// Where a token is asked for, for messages: the HTTP client, the registry and the repository.
+pub(super) struct TokenService<'a> {
+    pub http: &'a reqwest::Client,
+    pub registry: &'a str,
+    pub repository: &'a str,
 }
 
 /// The scope a request on `repository` needs.
@@ -85,62 +80,57 @@ fn covers(granted: &BTreeSet<String>, needed: &str) -> bool {
             .is_some_and(|repo| granted.contains(&format!("{repo}:pull,push")))
 }
 
-impl RegistryClient {
-    /// Announces that this run will pull from (or push to) `repository`, so that the first token
-    /// asked for covers it too.
-    pub fn will_use(&self, repository: &str, push: bool) {
-        lock(&self.auth.wanted).insert(scope(repository, push));
+impl AuthState {
+    /// Announces a scope the run will need, so that the first token asked for covers it too.
+    pub(super) fn will_need(&self, scope: String) {
+        lock(&self.wanted).insert(scope);
     }
 
     /// Logs in again when the login is about to expire and can be renewed.
-    pub(super) async fn renew_if_expiring(&self) -> Result<()> {
-        let Some(renewal) = &self.auth.renewal else {
+    pub(super) async fn renew_if_expiring(&self, registry: &str) -> Result<()> {
+        let Some(renewal) = &self.renewal else {
             return Ok(());
         };
-        let expiring = lock(&self.auth.login)
+        let expiring = lock(&self.login)
             .expires
             .is_some_and(|at| at <= SystemTime::now() + RENEW_BEFORE);
         if !expiring {
             return Ok(());
         }
-        debug!(
-            "{}: the login is about to expire; logging in again",
-            self.registry
-        );
+        debug!("{registry}: the login is about to expire; logging in again");
         let login = renewal()
             .await
             .map_err(|detail| RegistryError::Unauthorized {
-                registry: self.registry.clone(),
+                registry: registry.to_string(),
                 repository: String::new(),
                 status: 401,
                 hint: detail,
             })?;
-        *lock(&self.auth.login) = login;
-        lock(&self.auth.tokens).clear();
+        *lock(&self.login) = login;
+        lock(&self.tokens).clear();
         Ok(())
     }
 
-    pub(super) fn auth_hint(&self) -> String {
-        match self.auth.credentials() {
+    /// What to do when `registry` refuses us.
+    pub(super) fn hint(&self, registry: &str) -> String {
+        match self.credentials() {
             Credentials::Anonymous => format!(
-                "no credentials for {}: log in with `docker login {}` (or a credential helper), or use --registry-auth ecr for an ECR endpoint",
-                self.registry, self.registry
+                "no credentials for {registry}: log in with `docker login {registry}` (or a credential helper), or use --registry-auth ecr for an ECR endpoint"
             ),
             Credentials::Basic { .. } => format!(
-                "the credentials for {} were refused or lack permission for this repository; log in again or check its permissions",
-                self.registry
+                "the credentials for {registry} were refused or lack permission for this repository; log in again or check its permissions"
             ),
         }
     }
 
     /// How many tokens were obtained so far: a request notes it before it is sent.
     pub(super) fn token_generation(&self) -> u64 {
-        self.auth.generation.load(Ordering::SeqCst)
+        self.generation.load(Ordering::SeqCst)
     }
 
     /// The Authorization header for a request needing all of `scopes`, if we have one.
-    pub(super) fn auth_header(&self, scopes: &[String]) -> Option<String> {
-        let tokens = lock(&self.auth.tokens);
+    pub(super) fn header(&self, scopes: &[String]) -> Option<String> {
+        let tokens = lock(&self.tokens);
         if let Some(token) = tokens
             .iter()
             .find(|t| scopes.iter().all(|s| covers(&t.scopes, s)))
@@ -148,14 +138,14 @@ impl RegistryClient {
             return Some(format!("Bearer {}", token.value));
         }
         drop(tokens);
-        if self.auth.use_basic.load(Ordering::Relaxed) {
+        if self.use_basic.load(Ordering::Relaxed) {
             return self.basic_header();
         }
         None
     }
 
     fn basic_header(&self) -> Option<String> {
-        match self.auth.credentials() {
+        match self.credentials() {
             Credentials::Basic { username, password } => Some(format!(
                 "Basic {}",
                 base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"))
@@ -169,15 +159,15 @@ impl RegistryClient {
     /// (a token for all of them was not enough).
     pub(super) async fn answer_challenge(
         &self,
+        to: &TokenService<'_>,
         challenge: &str,
         needed: &[String],
-        repository: &str,
         narrow: bool,
         sent_at: u64,
     ) -> Result<()> {
         let lower = challenge.to_ascii_lowercase();
         if lower.starts_with("basic") {
-            self.auth.use_basic.store(true, Ordering::Relaxed);
+            self.use_basic.store(true, Ordering::Relaxed);
             return Ok(());
         }
         if !lower.starts_with("bearer") {
@@ -187,10 +177,10 @@ impl RegistryClient {
         let Some(realm) = params.get("realm") else {
             return Ok(());
         };
-        let _one_at_a_time = self.auth.fetching.lock().await;
+        let _one_at_a_time = self.fetching.lock().await;
         if self.token_generation() > sent_at
             && self
-                .auth_header(needed)
+                .header(needed)
                 .is_some_and(|h| h.starts_with("Bearer "))
         {
             // Another request fetched a token that serves this one while it waited.
@@ -199,35 +189,33 @@ impl RegistryClient {
         let needed: BTreeSet<String> = needed.iter().cloned().collect();
         let mut scopes = needed.clone();
         if !narrow {
-            scopes.extend(lock(&self.auth.wanted).iter().cloned());
+            scopes.extend(lock(&self.wanted).iter().cloned());
         }
         let service = params.get("service");
-        let (scopes, value) = match self.fetch_token(realm, service, &scopes, repository).await {
+        let (scopes, value) = match self.fetch_token(to, realm, service, &scopes).await {
             Ok(value) => (scopes, value),
             // Some token services refuse a request naming any scope they will not grant.
             Err(_) if scopes != needed => {
-                let value = self
-                    .fetch_token(realm, service, &needed, repository)
-                    .await?;
+                let value = self.fetch_token(to, realm, service, &needed).await?;
                 (needed, value)
             }
             Err(e) => return Err(e),
         };
-        lock(&self.auth.tokens).push(Token { scopes, value });
-        self.auth.generation.fetch_add(1, Ordering::SeqCst);
+        lock(&self.tokens).push(Token { scopes, value });
+        self.generation.fetch_add(1, Ordering::SeqCst);
         Ok(())
     }
 
     async fn fetch_token(
         &self,
+        to: &TokenService<'_>,
         realm: &str,
         service: Option<&String>,
         scopes: &BTreeSet<String>,
-        repository: &str,
     ) -> Result<String> {
         let mut url = reqwest::Url::parse(realm).map_err(|_| RegistryError::Status {
-            registry: self.registry.clone(),
-            repository: repository.to_string(),
+            registry: to.registry.to_string(),
+            repository: to.repository.to_string(),
             operation: "authentication".into(),
             status: 401,
             body: ErrorBody::parse(b"the registry's token realm is not a URL"),
@@ -241,27 +229,27 @@ impl RegistryClient {
                 q.append_pair("scope", scope);
             }
         }
-        let mut req = self.http.get(url.clone());
+        let mut req = to.http.get(url.clone());
         if let Some(basic) = self.basic_header() {
             req = req.header(AUTHORIZATION, basic);
         }
         let response = req
             .send()
             .await
-            .map_err(|e| self.network_error("token request", &e))?;
+            .map_err(|e| network_error(to.registry, "token request", &e))?;
         let refused = |status: u16, hint: String| RegistryError::Unauthorized {
-            registry: self.registry.clone(),
-            repository: repository.to_string(),
+            registry: to.registry.to_string(),
+            repository: to.repository.to_string(),
             status,
             hint,
         };
         if !response.status().is_success() {
-            return Err(refused(response.status().as_u16(), self.auth_hint()));
+            return Err(refused(response.status().as_u16(), self.hint(to.registry)));
         }
         let bytes = response
             .bytes()
             .await
-            .map_err(|e| self.network_error("token request", &e))?;
+            .map_err(|e| network_error(to.registry, "token request", &e))?;
         let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
         body.get("token")
             .or_else(|| body.get("access_token"))
@@ -311,6 +299,7 @@ fn parse_challenge(params: &str) -> HashMap<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
     use std::sync::atomic::AtomicUsize;
 
     #[test]
@@ -357,19 +346,19 @@ mod tests {
             credentials: basic("stale"),
             expires: Some(SystemTime::now() + Duration::from_secs(60)),
         };
-        let client = RegistryClient::new("h", "h", true, stale).with_renewal(renewal);
-        client.auth.use_basic.store(true, Ordering::Relaxed);
+        let auth = AuthState::new(stale, Some(renewal));
+        auth.use_basic.store(true, Ordering::Relaxed);
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();
         rt.block_on(async {
-            client.renew_if_expiring().await.unwrap();
-            client.renew_if_expiring().await.unwrap();
+            auth.renew_if_expiring("h").await.unwrap();
+            auth.renew_if_expiring("h").await.unwrap();
         });
         assert_eq!(renewals.load(Ordering::SeqCst), 1);
         let expected = base64::engine::general_purpose::STANDARD.encode("AWS:fresh");
         assert_eq!(
-            client.auth_header(&[scope("app", true)]),
+            auth.header(&[scope("app", true)]),
             Some(format!("Basic {expected}"))
         );
     }
@@ -381,10 +370,10 @@ mod tests {
             credentials: basic("p"),
             expires: None,
         };
-        let client = RegistryClient::new("h", "h", true, login).with_renewal(renewal);
+        let auth = AuthState::new(login, Some(renewal));
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();
-        assert!(rt.block_on(client.renew_if_expiring()).is_ok());
+        assert!(rt.block_on(auth.renew_if_expiring("h")).is_ok());
     }
 }

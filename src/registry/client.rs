@@ -12,9 +12,12 @@ use reqwest::{Method, StatusCode};
 use sha2::{Digest as _, Sha256};
 use tokio::io::AsyncWriteExt;
 
-use super::challenge::{AuthState, Login, Renewal};
+pub use super::auth::{Credentials, Login, Renewal};
+pub use super::errors::{RegistryError, Result};
+
+use super::challenge::{AuthState, scope};
 use super::errors::{ErrorBody, ErrorCode};
-use super::transport::{Body, Req, error_body, read_capped};
+use super::transport::{Body, Req, Transport, error_body, read_capped};
 use crate::core::digest::Digest;
 use crate::net::retry::RetryPolicy;
 use crate::oci::source::MAX_DOCUMENT_BYTES;
@@ -23,103 +26,9 @@ use crate::progress::Progress;
 /// Manifest media types we accept when reading.
 pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
 
-#[derive(Clone, Default)]
-pub enum Credentials {
-    #[default]
-    Anonymous,
-    Basic {
-        username: String,
-        password: String,
-    },
-}
-
-impl std::fmt::Debug for Credentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Credentials::Anonymous => f.write_str("Anonymous"),
-            Credentials::Basic { username, .. } => write!(f, "Basic({username}, <redacted>)"),
-        }
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum RegistryError {
-    #[error("{registry}: authentication failed for {repository} (HTTP {status})\n  hint: {hint}")]
-    Unauthorized {
-        registry: String,
-        repository: String,
-        status: u16,
-        hint: String,
-    },
-    #[error("{registry}/{repository}: {what} not found")]
-    NotFound {
-        registry: String,
-        repository: String,
-        what: String,
-    },
-    #[error("{registry}/{repository}: {operation} failed: HTTP {status} {body}")]
-    Status {
-        registry: String,
-        repository: String,
-        operation: String,
-        status: u16,
-        body: ErrorBody,
-    },
-    #[error(
-        "{registry}: {operation} failed{}: {detail}\n  hint: {}",
-        attempts_text(*attempts),
-        if *permanent { "check the registry host name (a local image needs oci:DIR or docker-archive:FILE)" } else { "check that the registry is reachable (use --plain-http HOST for a registry without TLS)" }
-    )]
-    Network {
-        registry: String,
-        operation: String,
-        attempts: u32,
-        detail: String,
-        /// The host name does not resolve: retrying cannot help.
-        permanent: bool,
-    },
-    #[error(
-        "{registry}/{repository}: blob {digest} does not match its digest ({detail})\n  hint: the registry or something between us returned other content; retry"
-    )]
-    DigestMismatch {
-        registry: String,
-        repository: String,
-        digest: String,
-        detail: String,
-    },
-    #[error(
-        "{registry}/{repository}: the {what} is over {limit} bytes, too big for an image document\n  hint: check that the reference names an image"
-    )]
-    TooBig {
-        registry: String,
-        repository: String,
-        what: &'static str,
-        limit: u64,
-    },
-    #[error("cannot use {path}: {source}")]
-    Io {
-        path: std::path::PathBuf,
-        source: std::io::Error,
-    },
-}
-
-pub type Result<T, E = RegistryError> = std::result::Result<T, E>;
-
-fn attempts_text(attempts: u32) -> String {
-    if attempts > 1 {
-        format!(" after {attempts} attempts")
-    } else {
-        String::new()
-    }
-}
-
 /// One registry host, with its login and the bearer tokens obtained for it.
 pub struct RegistryClient {
-    pub(super) http: reqwest::Client,
-    pub registry: String,
-    pub(super) base_url: String,
-    pub(super) auth: AuthState,
-    pub(super) policy: RetryPolicy,
+    transport: Transport,
     progress: Progress,
 }
 
@@ -137,13 +46,26 @@ impl RegistryClient {
             .expect("a TLS backend is compiled in");
         let scheme = if plain_http { "http" } else { "https" };
         RegistryClient {
-            http,
-            registry: registry.to_string(),
-            base_url: format!("{scheme}://{api_host}"),
-            auth: AuthState::new(login, None),
-            policy: RetryPolicy::default(),
+            transport: Transport {
+                http,
+                registry: registry.to_string(),
+                base_url: format!("{scheme}://{api_host}"),
+                auth: AuthState::new(login, None),
+                policy: RetryPolicy::default(),
+            },
             progress: Progress::hidden(),
         }
+    }
+
+    /// The registry host as references name it.
+    pub fn registry(&self) -> &str {
+        &self.transport.registry
+    }
+
+    /// Announces that this run will pull from (or push to) `repository`, so that the first token
+    /// asked for covers it too.
+    pub fn will_use(&self, repository: &str, push: bool) {
+        self.transport.auth.will_need(scope(repository, push));
     }
 
     pub fn with_progress(mut self, progress: Progress) -> Self {
@@ -153,13 +75,16 @@ impl RegistryClient {
 
     /// Lets the client log in again before its login expires.
     pub fn with_renewal(mut self, renewal: Renewal) -> Self {
-        self.auth.renewal = Some(renewal);
+        self.transport.auth.set_renewal(renewal);
         self
     }
 
     pub async fn blob_exists(&self, repository: &str, digest: &Digest) -> Result<bool> {
-        let url = self.url(&format!("/v2/{repository}/blobs/{digest}"));
+        let url = self
+            .transport
+            .url(&format!("/v2/{repository}/blobs/{digest}"));
         let r = self
+            .transport
             .send(Req {
                 method: Method::HEAD,
                 url: &url,
@@ -175,7 +100,11 @@ impl RegistryClient {
         match r.status() {
             s if s.is_success() => Ok(true),
             StatusCode::NOT_FOUND => Ok(false),
-            s => Err(self.status_error(repository, "blob check", s, ErrorBody::default())),
+            s => {
+                Err(self
+                    .transport
+                    .status_error(repository, "blob check", s, ErrorBody::default()))
+            }
         }
     }
 
@@ -203,11 +132,13 @@ impl RegistryClient {
                 .await
             {
                 Ok(()) => return Ok(false),
-                Err(e) if attempt < self.policy.attempts && is_transient(&e) => {
+                Err(e) if attempt < self.transport.policy.attempts && is_transient(&e) => {
                     if self.blob_exists(repository, digest).await.unwrap_or(false) {
                         return Ok(false);
                     }
-                    self.pause("blob upload", &e.to_string(), attempt).await;
+                    self.transport
+                        .pause("blob upload", &e.to_string(), attempt)
+                        .await;
                 }
                 Err(e) => return Err(e),
             }
@@ -225,10 +156,11 @@ impl RegistryClient {
         if let Some(from) = mount_from {
             start.push_str(&format!("?mount={digest}&from={from}"));
         }
-        let url = self.url(&start);
+        let url = self.transport.url(&start);
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_LENGTH, 0.into());
         let r = self
+            .transport
             .send(Req {
                 method: Method::POST,
                 url: &url,
@@ -247,14 +179,16 @@ impl RegistryClient {
         }
         if status != StatusCode::ACCEPTED {
             let body = error_body(r).await;
-            return Err(self.status_error(repository, "upload start", status, body));
+            return Err(self
+                .transport
+                .status_error(repository, "upload start", status, body));
         }
         r.headers()
             .get("location")
             .and_then(|v| v.to_str().ok())
             .map(|l| Some(l.to_string()))
             .ok_or_else(|| {
-                self.status_error(
+                self.transport.status_error(
                     repository,
                     "upload start",
                     status,
@@ -274,13 +208,16 @@ impl RegistryClient {
         let short: String = digest.hex().chars().take(12).collect();
         let bar = self.progress.bar(&format!("push {short}"), size);
         let sep = if location.contains('?') { '&' } else { '?' };
-        let put_url = self.url(&format!("{location}{sep}digest={digest}"));
+        let put_url = self
+            .transport
+            .url(&format!("{location}{sep}digest={digest}"));
         let mut headers = HeaderMap::new();
         headers.insert(
             CONTENT_TYPE,
             "application/octet-stream".parse().expect("static"),
         );
         let r = self
+            .transport
             .send(Req {
                 method: Method::PUT,
                 url: &put_url,
@@ -296,16 +233,21 @@ impl RegistryClient {
         if r.status() != StatusCode::CREATED {
             let status = r.status();
             let body = error_body(r).await;
-            return Err(self.status_error(repository, "blob upload", status, body));
+            return Err(self
+                .transport
+                .status_error(repository, "blob upload", status, body));
         }
         Ok(())
     }
 
     pub async fn get_manifest(&self, repository: &str, reference: &str) -> Result<FetchedManifest> {
-        let url = self.url(&format!("/v2/{repository}/manifests/{reference}"));
+        let url = self
+            .transport
+            .url(&format!("/v2/{repository}/manifests/{reference}"));
         let mut headers = HeaderMap::new();
         headers.insert(ACCEPT, MANIFEST_ACCEPT.parse().expect("static"));
         let r = self
+            .transport
             .send(Req {
                 method: Method::GET,
                 url: &url,
@@ -321,14 +263,16 @@ impl RegistryClient {
         let status = r.status();
         if status == StatusCode::NOT_FOUND {
             return Err(RegistryError::NotFound {
-                registry: self.registry.clone(),
+                registry: self.transport.registry.clone(),
                 repository: repository.to_string(),
                 what: format!("manifest {reference}"),
             });
         }
         if !status.is_success() {
             let body = error_body(r).await;
-            return Err(self.status_error(repository, "manifest fetch", status, body));
+            return Err(self
+                .transport
+                .status_error(repository, "manifest fetch", status, body));
         }
         let media_type = r
             .headers()
@@ -342,9 +286,9 @@ impl RegistryClient {
             .to_string();
         let bytes = read_capped(r, MAX_DOCUMENT_BYTES)
             .await
-            .map_err(|e| self.network_error("manifest fetch", &e))?
+            .map_err(|e| self.transport.network_error("manifest fetch", &e))?
             .ok_or_else(|| RegistryError::TooBig {
-                registry: self.registry.clone(),
+                registry: self.transport.registry.clone(),
                 repository: repository.to_string(),
                 what: "manifest",
                 limit: MAX_DOCUMENT_BYTES,
@@ -352,7 +296,7 @@ impl RegistryClient {
         let digest = Digest::of(&bytes);
         if reference.starts_with("sha256:") && reference != digest.as_str() {
             return Err(RegistryError::DigestMismatch {
-                registry: self.registry.clone(),
+                registry: self.transport.registry.clone(),
                 repository: repository.to_string(),
                 digest: reference.to_string(),
                 detail: format!("got {digest}"),
@@ -400,12 +344,14 @@ impl RegistryClient {
         media_type: &str,
         bytes: &[u8],
     ) -> Result<()> {
-        let url = self.url(&format!("/v2/{repository}/manifests/{reference}"));
+        let url = self
+            .transport
+            .url(&format!("/v2/{repository}/manifests/{reference}"));
         let mut headers = HeaderMap::new();
         headers.insert(
             CONTENT_TYPE,
             media_type.parse().map_err(|_| {
-                self.status_error(
+                self.transport.status_error(
                     repository,
                     "manifest push",
                     StatusCode::BAD_REQUEST,
@@ -414,6 +360,7 @@ impl RegistryClient {
             })?,
         );
         let r = self
+            .transport
             .send(Req {
                 method: Method::PUT,
                 url: &url,
@@ -429,7 +376,9 @@ impl RegistryClient {
         if r.status() != StatusCode::CREATED && !r.status().is_success() {
             let status = r.status();
             let body = error_body(r).await;
-            return Err(self.status_error(repository, "manifest push", status, body));
+            return Err(self
+                .transport
+                .status_error(repository, "manifest push", status, body));
         }
         Ok(())
     }
@@ -451,8 +400,10 @@ impl RegistryClient {
                     e @ RegistryError::Network {
                         permanent: false, ..
                     },
-                ) if attempt < self.policy.attempts => {
-                    self.pause("blob download", &e.to_string(), attempt).await;
+                ) if attempt < self.transport.policy.attempts => {
+                    self.transport
+                        .pause("blob download", &e.to_string(), attempt)
+                        .await;
                 }
                 other => return other,
             }
@@ -466,8 +417,11 @@ impl RegistryClient {
         size: Option<u64>,
         dest: &Path,
     ) -> Result<()> {
-        let url = self.url(&format!("/v2/{repository}/blobs/{digest}"));
+        let url = self
+            .transport
+            .url(&format!("/v2/{repository}/blobs/{digest}"));
         let r = self
+            .transport
             .send(Req {
                 method: Method::GET,
                 url: &url,
@@ -484,13 +438,15 @@ impl RegistryClient {
             let status = r.status();
             if status == StatusCode::NOT_FOUND {
                 return Err(RegistryError::NotFound {
-                    registry: self.registry.clone(),
+                    registry: self.transport.registry.clone(),
                     repository: repository.to_string(),
                     what: format!("blob {digest}"),
                 });
             }
             let body = error_body(r).await;
-            return Err(self.status_error(repository, "blob download", status, body));
+            return Err(self
+                .transport
+                .status_error(repository, "blob download", status, body));
         }
         let io = |e| RegistryError::Io {
             path: dest.to_path_buf(),
@@ -500,11 +456,10 @@ impl RegistryClient {
         let mut hasher = Sha256::new();
         let mut received = 0u64;
         let mut r = r;
-        while let Some(chunk) = r
-            .chunk()
-            .await
-            .map_err(|e| self.network_error(format!("download of {digest}"), &e))?
-        {
+        while let Some(chunk) = r.chunk().await.map_err(|e| {
+            self.transport
+                .network_error(format!("download of {digest}"), &e)
+        })? {
             hasher.update(&chunk);
             received += chunk.len() as u64;
             file.write_all(&chunk).await.map_err(io)?;
@@ -514,7 +469,7 @@ impl RegistryClient {
         if got != *digest || size.is_some_and(|s| s != received) {
             let _ = tokio::fs::remove_file(dest).await;
             return Err(RegistryError::DigestMismatch {
-                registry: self.registry.clone(),
+                registry: self.transport.registry.clone(),
                 repository: repository.to_string(),
                 digest: digest.to_string(),
                 detail: format!("got {got}, {received} bytes"),

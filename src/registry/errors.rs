@@ -1,6 +1,7 @@
 //! The distribution spec's error documents (`{"errors":[{"code":…,"message":…}]}`), parsed so that
 //! a failure is recognised by its code rather than by words in a body; the body's start stays as a
-//! fallback for registries (and proxies) that answer with something else.
+//! fallback for registries (and proxies) that answer with something else — and the client's
+//! errors, which carry them.
 
 use serde::Deserialize;
 
@@ -127,6 +128,92 @@ impl std::fmt::Display for ErrorBody {
             .map(|e| format!("{}: {}", e.raw_code, e.message))
             .collect();
         f.write_str(&parts.join("; "))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("{registry}: authentication failed for {repository} (HTTP {status})\n  hint: {hint}")]
+    Unauthorized {
+        registry: String,
+        repository: String,
+        status: u16,
+        hint: String,
+    },
+    #[error("{registry}/{repository}: {what} not found")]
+    NotFound {
+        registry: String,
+        repository: String,
+        what: String,
+    },
+    #[error("{registry}/{repository}: {operation} failed: HTTP {status} {body}")]
+    Status {
+        registry: String,
+        repository: String,
+        operation: String,
+        status: u16,
+        body: ErrorBody,
+    },
+    #[error(
+        "{registry}: {operation} failed{}: {detail}\n  hint: {}",
+        attempts_text(*attempts),
+        if *permanent { "check the registry host name (a local image needs oci:DIR or docker-archive:FILE)" } else { "check that the registry is reachable (use --plain-http HOST for a registry without TLS)" }
+    )]
+    Network {
+        registry: String,
+        operation: String,
+        attempts: u32,
+        detail: String,
+        /// The host name does not resolve: retrying cannot help.
+        permanent: bool,
+    },
+    #[error(
+        "{registry}/{repository}: blob {digest} does not match its digest ({detail})\n  hint: the registry or something between us returned other content; retry"
+    )]
+    DigestMismatch {
+        registry: String,
+        repository: String,
+        digest: String,
+        detail: String,
+    },
+    #[error(
+        "{registry}/{repository}: the {what} is over {limit} bytes, too big for an image document\n  hint: check that the reference names an image"
+    )]
+    TooBig {
+        registry: String,
+        repository: String,
+        what: &'static str,
+        limit: u64,
+    },
+    #[error("cannot use {path}: {source}")]
+    Io {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+}
+
+pub type Result<T, E = RegistryError> = std::result::Result<T, E>;
+
+fn attempts_text(attempts: u32) -> String {
+    if attempts > 1 {
+        format!(" after {attempts} attempts")
+    } else {
+        String::new()
+    }
+}
+
+/// A network failure on `operation`: retrying cannot help when the host name does not resolve.
+pub fn network_error(
+    registry: &str,
+    operation: impl Into<String>,
+    err: &reqwest::Error,
+) -> RegistryError {
+    RegistryError::Network {
+        registry: registry.to_string(),
+        operation: operation.into(),
+        attempts: 1,
+        detail: crate::net::redact::http_error(err),
+        permanent: crate::net::is_unknown_host(err),
     }
 }
 

@@ -2,7 +2,7 @@
 //! credentials, reading images from a registry (`remote`) and pushing them (`push`).
 
 pub mod auth;
-pub mod challenge;
+mod challenge;
 pub mod client;
 pub mod errors;
 pub mod push;

@@ -13,7 +13,7 @@ use super::client::{RegistryClient, RegistryError};
 use super::errors::ErrorCode;
 use crate::core::digest::Digest;
 use crate::core::error::LayerError;
-use crate::core::layer_build::LayerDigests;
+use crate::core::layer_gzip::LayerDigests;
 use crate::core::staging::Staging;
 use crate::oci::image::BaseImage;
 use crate::oci::reference::ImageRef;

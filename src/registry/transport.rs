@@ -9,10 +9,10 @@ use reqwest::header::{AUTHORIZATION, CONTENT_LENGTH, HeaderMap, WWW_AUTHENTICATE
 use reqwest::{Method, StatusCode};
 use tracing::{debug, warn};
 
-use super::challenge::scope;
-use super::client::{RegistryClient, RegistryError, Result};
-use super::errors::ErrorBody;
+use super::challenge::{AuthState, TokenService, scope};
+use super::errors::{ErrorBody, RegistryError, Result, network_error};
 use crate::net::redact::{http_error, url_for_log};
+use crate::net::retry::RetryPolicy;
 use crate::progress::FileBodyStream;
 
 /// A response body of at most `cap` bytes, read as it arrives; `None` if it is longer (a registry
@@ -67,19 +67,22 @@ pub(super) enum Body<'a> {
     File(&'a Path, u64, &'a ProgressBar),
 }
 
-impl RegistryClient {
+/// One registry host as the requests reach it: its address, its auth state and the retry policy.
+pub(super) struct Transport {
+    pub(super) http: reqwest::Client,
+    pub(super) registry: String,
+    pub(super) base_url: String,
+    pub(super) auth: AuthState,
+    pub(super) policy: RetryPolicy,
+}
+
+impl Transport {
     pub(super) fn network_error(
         &self,
         operation: impl Into<String>,
         err: &reqwest::Error,
     ) -> RegistryError {
-        RegistryError::Network {
-            registry: self.registry.clone(),
-            operation: operation.into(),
-            attempts: 1,
-            detail: http_error(err),
-            permanent: crate::net::is_unknown_host(err),
-        }
+        network_error(&self.registry, operation, err)
     }
 
     pub(super) fn url(&self, path: &str) -> String {
@@ -106,7 +109,7 @@ impl RegistryClient {
         let attempts = if retry { self.policy.attempts } else { 1 };
         let mut scopes = vec![scope(repository, push)];
         scopes.extend(also_pull.map(|from| scope(from, false)));
-        self.renew_if_expiring().await?;
+        self.auth.renew_if_expiring(&self.registry).await?;
         let mut last = String::new();
         // A token for every announced scope first; if that was not enough, one for these alone.
         let mut challenges = 0;
@@ -117,8 +120,8 @@ impl RegistryClient {
                 .http
                 .request(method.clone(), url)
                 .headers(headers.clone());
-            let sent_at = self.token_generation();
-            if let Some(auth) = self.auth_header(&scopes) {
+            let sent_at = self.auth.token_generation();
+            if let Some(auth) = self.auth.header(&scopes) {
                 req = req.header(AUTHORIZATION, auth);
             }
             req = match &body {
@@ -164,7 +167,13 @@ impl RegistryClient {
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or("")
                     .to_string();
-                self.answer_challenge(&challenge, &scopes, repository, challenges == 2, sent_at)
+                let to = TokenService {
+                    http: &self.http,
+                    registry: &self.registry,
+                    repository,
+                };
+                self.auth
+                    .answer_challenge(&to, &challenge, &scopes, challenges == 2, sent_at)
                     .await?;
                 attempt -= 1;
                 continue;
@@ -174,7 +183,7 @@ impl RegistryClient {
                     registry: self.registry.clone(),
                     repository: repository.to_string(),
                     status: status.as_u16(),
-                    hint: self.auth_hint(),
+                    hint: self.auth.hint(&self.registry),
                 });
             }
             if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {

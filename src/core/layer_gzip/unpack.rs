@@ -10,8 +10,8 @@ use std::os::unix::fs::FileExt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
+use super::FRESH_JOB_BYTES;
 use crate::core::error::LayerError;
-use crate::core::layer_build::FRESH_JOB_BYTES;
 
 use super::{EntryRef, Job, Piece, Source};
 
