@@ -5,6 +5,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
 use super::download::s3_error_xml;
+use super::functions::access_denied_message as function_access_denied_message;
 use super::lambda::access_denied_message;
 
 /// A one-shot fault. Faults wait in a FIFO queue; each incoming request removes and applies the
@@ -12,8 +13,8 @@ use super::lambda::access_denied_message;
 /// interleave independently while faults of one kind are used in the order they were injected.
 #[derive(Clone, Debug)]
 pub enum Fault {
-    /// Answers the next Lambda API call (any operation) with this status and error type,
-    /// e.g. 500 ServiceException, 429 TooManyRequestsException, 403 AccessDeniedException.
+    /// Answers the next Lambda API call (any operation, layer or function) with this status and
+    /// error type, e.g. 500 ServiceException, 429 TooManyRequestsException, 403 AccessDeniedException.
     LambdaStatus {
         status: u16,
         error_type: String,
@@ -34,6 +35,24 @@ pub enum Fault {
     WrongCodeSha256,
     /// The next successful GetLayerVersionByArn / GetLayerVersion reports CodeSize + 1.
     WrongCodeSize,
+    /// Answers the next call of one Lambda function operation (`operation` as in the API reference:
+    /// "GetFunction", "CreateFunction", "GetFunctionConfiguration", ...) with this status and type.
+    LambdaOperation {
+        operation: String,
+        status: u16,
+        error_type: String,
+        message: String,
+    },
+    /// The next successful GetFunction of a zip function reports a wrong CodeSha256.
+    WrongFunctionCodeSha256,
+    /// The next successful GetFunction of a zip function reports CodeSize + 1.
+    WrongFunctionCodeSize,
+    /// The next CreateFunction is accepted (201, Pending) but the function then goes to
+    /// `State: Failed` with this StateReasonCode and StateReason, e.g. "InvalidImage".
+    FunctionCreateFails { reason_code: String, reason: String },
+    /// The next UpdateFunctionCode is accepted (InProgress) but ends `LastUpdateStatus: Failed`
+    /// with this LastUpdateStatusReasonCode and reason.
+    FunctionUpdateFails { reason_code: String, reason: String },
     /// Answers the next S3 API call (PutObject) with this status and S3 error code,
     /// e.g. 403 AccessDenied.
     S3Status {
@@ -61,6 +80,46 @@ impl Fault {
         }
     }
 
+    /// What Lambda answers when the caller's identity lacks `lambda:<operation>` on `resource`
+    /// (a function ARN, qualified when the call was): the message names the IAM action.
+    pub fn function_access_denied(operation: &str, resource: &str) -> Fault {
+        Fault::LambdaOperation {
+            operation: operation.into(),
+            status: 403,
+            error_type: "AccessDeniedException".into(),
+            message: function_access_denied_message(operation, resource),
+        }
+    }
+
+    /// 429 TooManyRequestsException (Reason CallerRateLimitExceeded) for the next `operation`.
+    pub fn lambda_throttled(operation: &str) -> Fault {
+        Fault::LambdaOperation {
+            operation: operation.into(),
+            status: 429,
+            error_type: "TooManyRequestsException".into(),
+            message: "Rate exceeded".into(),
+        }
+    }
+
+    /// 500 ServiceException for the next `operation`.
+    pub fn lambda_service_error(operation: &str) -> Fault {
+        Fault::LambdaOperation {
+            operation: operation.into(),
+            status: 500,
+            error_type: "ServiceException".into(),
+            message: "An internal error occurred (fake AWS)".into(),
+        }
+    }
+
+    pub(super) fn is_lambda_operation(&self, name: &str) -> bool {
+        matches!(self, Fault::LambdaOperation { operation, .. } if operation == name)
+    }
+    pub(super) fn is_function_content(&self) -> bool {
+        matches!(
+            self,
+            Fault::WrongFunctionCodeSha256 | Fault::WrongFunctionCodeSize
+        )
+    }
     pub(super) fn is_lambda_status(&self) -> bool {
         matches!(self, Fault::LambdaStatus { .. })
     }

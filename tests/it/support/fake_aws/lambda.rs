@@ -384,16 +384,32 @@ pub(super) fn list_item_json(v: &StoredLayerVersion) -> Value {
 }
 
 pub(super) fn presigned_url(v: &StoredLayerVersion, endpoint: &str, region: &str) -> String {
+    let version_id = format!("FaKeVeRsIoNiD.{}", v.version);
+    presigned_location(
+        endpoint,
+        &v.download_path,
+        &v.signature,
+        &version_id,
+        region,
+    )
+}
+
+/// An S3-style presigned GET URL for a download path (layer content or function code), carrying
+/// the session token and signature the download handler checks.
+pub(super) fn presigned_location(
+    endpoint: &str,
+    path: &str,
+    signature: &str,
+    version_id: &str,
+    region: &str,
+) -> String {
     let now = SystemTime::now();
     let amz_date = amz_date(now);
     format!(
-        "{endpoint}{path}?versionId=FaKeVeRsIoNiD.{ver}&X-Amz-Security-Token={PRESIGN_TOKEN}\
+        "{endpoint}{path}?versionId={version_id}&X-Amz-Security-Token={PRESIGN_TOKEN}\
          &X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Date={amz_date}&X-Amz-SignedHeaders=host&X-Amz-Expires=600\
-         &X-Amz-Credential=ASIAFAKEPRESIGNKEY01%2F{day}%2F{region}%2Fs3%2Faws4_request&X-Amz-Signature={sig}",
-        path = v.download_path,
-        ver = v.version,
+         &X-Amz-Credential=ASIAFAKEPRESIGNKEY01%2F{day}%2F{region}%2Fs3%2Faws4_request&X-Amz-Signature={signature}",
         day = &amz_date[..8],
-        sig = v.signature,
     )
 }
 

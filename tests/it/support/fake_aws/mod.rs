@@ -1,28 +1,39 @@
-//! A fake AWS endpoint on loopback (Lambda restJson1 layer APIs, ECR awsJson1.1, presigned
-//! S3-style downloads), so integration tests can drive the real `aws-sdk-*` clients and inject
-//! faults deterministically.
+//! A fake AWS endpoint on loopback (Lambda restJson1 layer and function APIs, ECR awsJson1.1,
+//! presigned S3-style downloads), so integration tests can drive the real `aws-sdk-*` clients and
+//! inject faults deterministically.
 //!
 //! It is a small blocking HTTP/1.1 server (one thread per connection) because the SDK keeps
 //! connections alive and reuses them; it needs no async runtime, so sync and async tests can use it.
-//! Routing: an `X-Amz-Target` header means ECR, a `/2018-10-31/layers` path means Lambda, and a
-//! `/snapshots/` path is a download from the presigned-looking URL given in `Content.Location`.
+//! Routing: an `X-Amz-Target` header means ECR, a `/2018-10-31/layers` path means Lambda layers,
+//! the function paths (`/2015-03-31/functions`, event source mappings, URL, provisioned
+//! concurrency, code signing, tags) mean Lambda functions, and a `/snapshots/` path is a download
+//! from the presigned-looking URL given in a layer's `Content.Location` or a function's
+//! `Code.Location`.
 //!
-//! Layout, one file per protocol: `http` (HTTP/1.1 plumbing), `lambda`, `ecr`, `s3` (PutObject),
-//! `download` (presigned S3-style GETs), `faults` (fault injection and download gates), and `util`
-//! (encoding and date helpers). This file holds the server, its shared state, routing, and the
-//! public API tests use.
+//! Layout, one file per protocol: `http` (HTTP/1.1 plumbing), `lambda` (layers), `functions` and
+//! `function_write` (function APIs), `function_state` (the function model), `function_api` (the
+//! tests' API for functions), `ecr`, `s3` (PutObject), `download` (presigned S3-style GETs),
+//! `faults` (fault injection and download gates), and `util` (encoding and date helpers). This
+//! file holds the server, its shared state, routing, and the public API tests use for layers,
+//! downloads, faults and ECR.
 
 mod download;
 mod ecr;
 mod faults;
+mod function_api;
+mod function_state;
+mod function_write;
+mod functions;
 mod http;
 mod lambda;
 mod s3;
 mod util;
 
 pub use faults::{Fault, Gate};
+pub use function_state::{FunctionCode, FunctionSpec, FunctionStatus};
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -31,6 +42,8 @@ use std::time::Duration;
 
 use download::{download, s3_error_xml};
 use ecr::{ecr, ecr_token};
+use function_state::StoredFunction;
+use functions::{functions, is_function_path};
 use http::{Request, Response, accept_loop};
 use lambda::{lambda, parse_layer_arn, store_version};
 use s3::s3;
@@ -54,6 +67,9 @@ pub struct RecordedRequest {
     pub query: String,
     /// `X-Amz-Target` (ECR operations).
     pub target: Option<String>,
+    /// The Lambda function operation routed to ("GetFunction", "CreateFunction", ...); `None` for
+    /// layer, ECR, S3 and download requests.
+    pub operation: Option<&'static str>,
     /// Region and service of the SigV4 credential scope; `None` when the request was unsigned.
     pub region: Option<String>,
     pub service: Option<String>,
@@ -128,6 +144,24 @@ struct State {
     holds: HashMap<String, (Gate, Duration)>,
     /// Told of each download (version ARN, status) just before its answer is written.
     download_observer: Option<DownloadObserver>,
+    /// Download path → requests answered for it.
+    download_hits: HashMap<String, usize>,
+    /// Unqualified function ARN → function.
+    functions: BTreeMap<String, StoredFunction>,
+    /// EventSourceMappingConfiguration JSON objects.
+    event_source_mappings: Vec<Value>,
+    /// CreateFunction request bodies, in arrival order (JSON null when unparseable).
+    create_requests: Vec<Value>,
+    /// UpdateFunctionCode (FunctionName from the path, body).
+    update_code_requests: Vec<(String, Value)>,
+    /// How many configuration reads a create or update stays Pending / InProgress.
+    pending_reads: u32,
+    /// Lambda operations (= IAM actions without `lambda:`) the caller is denied.
+    denied_actions: BTreeSet<String>,
+    /// ImageUri (by tag) → `repo@sha256:..`, for CreateFunction / UpdateFunctionCode.
+    image_digests: HashMap<String, String>,
+    /// Makes every stored function version's download path unique.
+    version_nonce: u64,
 }
 
 impl State {
@@ -135,6 +169,45 @@ impl State {
     fn take_fault(&mut self, pred: impl Fn(&Fault) -> bool) -> Option<Fault> {
         let i = self.faults.iter().position(pred)?;
         self.faults.remove(i)
+    }
+
+    /// Whose bytes a download path serves: a layer version ARN, or a function ARN (qualified by
+    /// version number for a published version).
+    fn download_owner(&self, path: &str) -> Option<String> {
+        let layer = self
+            .layers
+            .values()
+            .flat_map(|versions| versions.values())
+            .find(|v| v.download_path == path)
+            .map(StoredLayerVersion::version_arn);
+        layer.or_else(|| {
+            self.functions.values().find_map(|f| {
+                if f.latest.download_path == path {
+                    return Some(f.arn());
+                }
+                f.versions
+                    .iter()
+                    .find(|(_, v)| v.download_path == path)
+                    .map(|(n, _)| format!("{}:{n}", f.arn()))
+            })
+        })
+    }
+
+    /// The download path of a layer version ARN or a function ARN (optionally `:<version>`).
+    fn download_path_of(&self, arn: &str) -> Option<String> {
+        if let Some(a) = parse_layer_arn(arn) {
+            return Some(
+                self.layers
+                    .get(&a.layer_arn)?
+                    .get(&a.version?)?
+                    .download_path
+                    .clone(),
+            );
+        }
+        let r = function_state::parse_function_name(arn, "")?;
+        let f = self.functions.get(&r.arn)?;
+        let (v, _, _) = f.resolve(r.qualifier.as_deref())?;
+        Some(v.download_path.clone()).filter(|p| !p.is_empty())
     }
 }
 
@@ -168,6 +241,7 @@ impl FakeAws {
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 ecr_password: DEFAULT_ECR_PASSWORD.into(),
+                pending_reads: 1,
                 ..State::default()
             }),
             endpoint: format!("http://{addr}"),
@@ -258,20 +332,21 @@ impl FakeAws {
         self.shared.state().downloads_served
     }
 
-    /// Holds every download of `version_arn` until `gate` opens, so tests can prove that other work
-    /// overlaps this download. A download still held after `timeout` expires the gate: it is answered
-    /// 500 InternalError, and so is every later one, at once. Panics on an unknown ARN.
-    pub fn hold_download(&self, version_arn: &str, gate: Gate, timeout: Duration) {
+    /// Holds every download of `arn` (a layer version ARN, or a zip function's ARN for its code,
+    /// `:<n>` for a published version) until `gate` opens, so tests can prove that other work
+    /// overlaps this download. A download still held after `timeout` expires the gate: it is
+    /// answered 500 InternalError, and so is every later one, at once. Panics on an unknown ARN.
+    pub fn hold_download(&self, arn: &str, gate: Gate, timeout: Duration) {
         let mut st = self.shared.state();
-        let path = parse_layer_arn(version_arn)
-            .and_then(|a| st.layers.get(&a.layer_arn)?.get(&a.version?).cloned())
-            .unwrap_or_else(|| panic!("hold_download: no layer version {version_arn}"))
-            .download_path;
+        let path = st
+            .download_path_of(arn)
+            .unwrap_or_else(|| panic!("hold_download: no layer version or zip function {arn}"));
         st.holds.insert(path, (gate, timeout));
     }
 
-    /// Calls `f(version ARN, status)` for each download just before its answer is written, so what
-    /// `f` records is ordered before anything the client does with those bytes.
+    /// Calls `f(ARN, status)` for each download (a layer version ARN, or the function ARN of a
+    /// code download) just before its answer is written, so what `f` records is ordered before
+    /// anything the client does with those bytes.
     pub fn on_download(&self, f: impl Fn(&str, u16) + Send + Sync + 'static) {
         self.shared.state().download_observer = Some(Arc::new(f));
     }
@@ -293,7 +368,8 @@ impl FakeAws {
     }
 
     /// Values that must never appear in any output: the presign token and signatures, the ECR
-    /// password and its token, and session tokens and signatures seen in signed requests.
+    /// password and its token, session tokens and signatures seen in signed requests, and the
+    /// values of every function's environment variables (register distinctive ones).
     pub fn secret_strings(&self) -> Vec<String> {
         let st = self.shared.state();
         let mut out = vec![
@@ -303,6 +379,10 @@ impl FakeAws {
         ];
         out.extend(st.downloads.values().map(|(_, sig)| sig.clone()));
         out.extend(st.seen_secrets.iter().cloned());
+        for f in st.functions.values() {
+            let versions = std::iter::once(&f.latest).chain(f.versions.values());
+            out.extend(versions.flat_map(|v| v.spec.environment.values().cloned()));
+        }
         out.sort();
         out.dedup();
         out
@@ -425,8 +505,11 @@ fn handle(shared: &Shared, req: &Request) -> Response {
             ecr(&mut st, req, target, sig.is_some(), region)
         } else if req.path.starts_with("/2018-10-31/layers") {
             lambda(&mut st, &shared.endpoint, req, sig.is_some(), region)
+        } else if is_function_path(&req.path) {
+            functions(&mut st, &shared.endpoint, req, sig.is_some(), region)
         } else if req.path.starts_with("/snapshots/") {
             st.downloads_served += 1;
+            *st.download_hits.entry(req.path.clone()).or_default() += 1;
             if released {
                 download(&mut st, req)
             } else {
@@ -453,6 +536,9 @@ fn handle(shared: &Shared, req: &Request) -> Response {
         path: req.path.clone(),
         query: req.query.clone(),
         target: req.header("x-amz-target").map(str::to_string),
+        operation: is_function_path(&req.path)
+            .then(|| functions::operation_name(req))
+            .flatten(),
         region: sig.as_ref().map(|s| s.region.clone()),
         service: sig.as_ref().map(|s| s.service.clone()),
         headers: req.headers.clone(),
@@ -461,13 +547,7 @@ fn handle(shared: &Shared, req: &Request) -> Response {
     if req.path.starts_with("/snapshots/") {
         let (observer, arn) = {
             let st = shared.state();
-            let arn = st
-                .layers
-                .values()
-                .flat_map(|versions| versions.values())
-                .find(|v| v.download_path == req.path)
-                .map(StoredLayerVersion::version_arn);
-            (st.download_observer.clone(), arn)
+            (st.download_observer.clone(), st.download_owner(&req.path))
         };
         if let (Some(observer), Some(arn)) = (observer, arn) {
             observer(&arn, resp.status);
