@@ -26,6 +26,8 @@ pub enum Selection {
     Everything,
     /// A real path (`opt`, `var/task`), relative to the image root.
     Under(String),
+    /// No contents: only the tree's shape, kinds and modes (what a check reads).
+    Nothing,
 }
 
 impl Selection {
@@ -33,6 +35,7 @@ impl Selection {
         match self {
             Selection::Everything => true,
             Selection::Under(p) => within(path, p),
+            Selection::Nothing => false,
         }
     }
 }
@@ -83,6 +86,17 @@ pub struct Node {
     pub mode: u32,
     /// The layer that last wrote this path: whiteouts only remove what lower layers wrote.
     layer: usize,
+}
+
+impl Node {
+    /// A node as the lowest layer wrote it.
+    pub fn new(kind: NodeKind, mode: u32) -> Self {
+        Node {
+            kind,
+            mode,
+            layer: 0,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

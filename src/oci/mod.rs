@@ -5,6 +5,7 @@
 pub mod archive;
 pub mod archive_sink;
 pub mod canonical_json;
+pub mod check;
 pub mod image;
 pub mod layout;
 pub mod layout_sink;
