@@ -13,6 +13,7 @@ mod image_bad_input;
 mod image_docker_archive;
 mod image_oci_layout;
 mod inspect_cli;
+mod lambda_runtime;
 mod layer_splice;
 mod layer_splice_refusals;
 mod pipeline_overlap;
