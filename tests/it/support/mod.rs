@@ -4,6 +4,7 @@ pub mod fake_aws;
 pub mod fault_proxy;
 pub mod images;
 pub mod lambda_base;
+pub mod lambda_run;
 pub mod registry;
 pub mod splice_zips;
 pub mod tools;
