@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh Debian/Ubuntu machine: installs the tools the tests drive
-# (a real registry, skopeo, umoci, oci-image-tool, Info-ZIP), then formatting, clippy and every test.
+# (a real registry, skopeo, umoci, oci-image-tool, Info-ZIP, debootstrap for the stand-in Lambda
+# base image), then formatting, clippy and every test. Run it as root: the tests that run images
+# build a root filesystem with debootstrap and chroot into it as a non-root user.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,10 +18,20 @@ declare -A PACKAGES=(
   [htpasswd]=apache2-utils
   [pigz]=pigz
   [python3]=python3
+  [debootstrap]=debootstrap
+  [unshare]=util-linux
+)
+# file → Debian package that provides it (debootstrap checks bookworm's Release file with it;
+# Debian has it already, Ubuntu does not)
+declare -A FILES=(
+  [/usr/share/keyrings/debian-archive-keyring.gpg]=debian-archive-keyring
 )
 missing=()
 for cmd in "${!PACKAGES[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${PACKAGES[$cmd]}")
+done
+for file in "${!FILES[@]}"; do
+  [ -e "$file" ] || missing+=("${FILES[$file]}")
 done
 if ((${#missing[@]})); then
   mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)

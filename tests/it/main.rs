@@ -15,6 +15,7 @@ mod image_bases;
 mod image_docker_archive;
 mod image_oci_layout;
 mod inspect_cli;
+mod lambda_runtime;
 mod layer_splice;
 mod layer_splice_refusals;
 mod pipeline_overlap;

@@ -3,6 +3,8 @@
 pub mod fake_aws;
 pub mod fault_proxy;
 pub mod images;
+pub mod lambda_base;
+pub mod lambda_run;
 pub mod registry;
 pub mod splice_zips;
 pub mod tools;
