@@ -62,6 +62,8 @@ pub enum Command {
     Zip(ZipArgs),
     /// Show what a layer zip holds: entries, sizes against Lambda's limit, warnings
     Inspect(InspectArgs),
+    /// Will Lambda accept and run this image? Findings with ids, levels and fixes (exit 1 on errors)
+    Check(CheckArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -146,6 +148,22 @@ pub struct InspectArgs {
     pub target: String,
     #[command(flatten)]
     pub limits: LimitArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The image: a registry reference, oci:DIR[:TAG] or docker-archive:FILE[:NAME]
+    #[arg(value_name = "IMAGE")]
+    pub image: String,
+    /// The function's architecture: x86_64 or arm64 (picks it from an index, and must match)
+    #[arg(long, value_name = "ARCH", value_parser = ["x86_64", "arm64"])]
+    pub architecture: Option<String>,
+    /// The handler (module.function), else the image's Cmd
+    #[arg(long, value_name = "HANDLER")]
+    pub handler: Option<String>,
+    /// The runtime (e.g. python3.12, nodejs20.x, provided.al2023), else guessed from the image
+    #[arg(long, value_name = "RUNTIME")]
+    pub runtime: Option<String>,
 }
 
 #[derive(Debug, Args)]

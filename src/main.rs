@@ -10,7 +10,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     layerport::logging::init(cli.global.quiet, cli.global.verbose);
     match layerport::run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(code),
         Err(err) => {
             if is_broken_pipe(&err) {
                 return ExitCode::SUCCESS;

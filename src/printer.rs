@@ -11,6 +11,11 @@ use crate::progress::Progress;
 pub trait Report: Serialize {
     /// The data printed on stdout without `--json` (one value per line, no decoration).
     fn text(&self) -> String;
+
+    /// The exit code once printed: 0, or 1 when the report itself is a failure (`check` errors).
+    fn exit_code(&self) -> u8 {
+        0
+    }
 }
 
 pub struct Printer {
@@ -35,8 +40,8 @@ impl Printer {
         &self.progress
     }
 
-    /// Prints `report` on stdout as text or JSON.
-    pub fn print(&self, report: &impl Report) -> std::io::Result<()> {
+    /// Prints `report` on stdout as text or JSON; returns its exit code.
+    pub fn print(&self, report: &impl Report) -> std::io::Result<u8> {
         let mut stdout = std::io::stdout().lock();
         if self.json {
             serde_json::to_writer_pretty(&mut stdout, report)?;
@@ -44,6 +49,7 @@ impl Printer {
             stdout.write_all(report.text().as_bytes())?;
         }
         writeln!(stdout)?;
-        stdout.flush()
+        stdout.flush()?;
+        Ok(report.exit_code())
     }
 }

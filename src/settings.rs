@@ -10,6 +10,7 @@ use crate::core::layer_build::BuildOptions;
 use crate::core::paths::normalize_prefix;
 use crate::core::zip_writer::DosTime;
 use crate::oci::archive_sink::normalize_repo_tag;
+use crate::oci::check::CheckOptions;
 use crate::oci::layout_sink::check_tag;
 use crate::oci::platform::Platform;
 use crate::oci::reference::{ImageRef, ImageSpec};
@@ -33,6 +34,13 @@ pub enum CommandSettings {
     Fetch(FetchSettings),
     Zip(ZipSettings),
     Inspect(InspectSettings),
+    Check(CheckSettings),
+}
+
+#[derive(Debug)]
+pub struct CheckSettings {
+    pub image: ImageSpec,
+    pub options: CheckOptions,
 }
 
 #[derive(Debug)]
@@ -117,6 +125,19 @@ impl Settings {
                 mtime_override: source_date_epoch()?,
             }),
             Command::Zip(args) => CommandSettings::Zip(zip_settings(args)?),
+            Command::Check(args) => CommandSettings::Check(CheckSettings {
+                image: ImageSpec::parse(&args.image).map_err(usage)?,
+                options: CheckOptions {
+                    platform: args
+                        .architecture
+                        .as_deref()
+                        .and_then(Platform::from_lambda_architecture),
+                    handler: args.handler.clone(),
+                    runtime: args.runtime.clone(),
+                    runnable: true,
+                    handler_in_scanned_layers: false,
+                },
+            }),
             Command::Inspect(args) => CommandSettings::Inspect(InspectSettings {
                 layer: LayerRef::parse(&args.target)?,
                 max_unzipped: args.limits.max_unzipped,

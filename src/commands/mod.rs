@@ -1,6 +1,7 @@
 //! Commands: the command line resolved into `Settings`, one `Context` for the run, and one file
 //! per command that takes both and returns a typed report for the printer.
 
+mod check;
 mod fetch;
 mod image;
 mod inspect;
@@ -13,18 +14,19 @@ use crate::context::Context;
 use crate::core::error::LayerError;
 use crate::settings::{CommandSettings, Settings};
 
-/// Runs the parsed command line: resolve, run the command, print its report.
-pub fn run(cli: Cli) -> Result<()> {
+/// Runs the parsed command line: resolve, run the command, print its report; returns the exit code.
+pub fn run(cli: Cli) -> Result<u8> {
     let settings = Settings::from_cli(&cli)?;
     let ctx = Context::new(&settings.global)?;
     let printer = ctx.printer();
-    match &settings.command {
+    let code = match &settings.command {
         CommandSettings::Image(s) => printer.print(&image::run(s, &ctx)?)?,
         CommandSettings::Fetch(s) => printer.print(&fetch::run(s, &ctx)?)?,
         CommandSettings::Zip(s) => printer.print(&zip::run(s, &ctx)?)?,
         CommandSettings::Inspect(s) => printer.print(&inspect::run(s, &ctx)?)?,
-    }
-    Ok(())
+        CommandSettings::Check(s) => printer.print(&check::run(s, &ctx)?)?,
+    };
+    Ok(code)
 }
 
 /// Exit code for an error: 2 for usage errors (bad flags, malformed ARN), 1 otherwise.

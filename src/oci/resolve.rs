@@ -24,6 +24,8 @@ pub struct ResolvedImage {
     pub docker_media_types: bool,
     /// The digest of the platform's image manifest.
     pub manifest_digest: Digest,
+    /// That manifest's media type, as the store gave it (or as the manifest says).
+    pub manifest_media_type: String,
 }
 
 /// Picks the platform (from an index: `wanted`, else linux/amd64), reads the manifest and the
@@ -127,6 +129,12 @@ pub fn resolve(
     }
     let docker_media_types =
         manifest_type == DOCKER_MANIFEST || manifest["mediaType"].as_str() == Some(DOCKER_MANIFEST);
+    let manifest_media_type = match manifest["mediaType"].as_str() {
+        Some(declared) if manifest_type.is_empty() || manifest_type == "application/json" => {
+            declared.to_string()
+        }
+        _ => manifest_type,
+    };
     Ok(ResolvedImage {
         name: image,
         platform,
@@ -134,6 +142,7 @@ pub fn resolve(
         config,
         docker_media_types,
         manifest_digest,
+        manifest_media_type,
     })
 }
 

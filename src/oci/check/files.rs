@@ -114,6 +114,18 @@ fn check_mode(path: &str, node: &Node, out: &mut Vec<Finding>) {
         NodeKind::Dir => (mode & 0o005 == 0o005, "directory"),
         NodeKind::Symlink(_) => return,
     };
+    let must_run = is_bootstrap(path) || is_extension(path);
+    let runnable = mode & 0o001 != 0;
+    if must_run && matches!(node.kind, NodeKind::File(_)) && !runnable {
+        out.push(finding(
+            CheckId::NotExecutable,
+            Level::Error,
+            format!("/{path}"),
+            format!("it has mode {mode:04o}: Lambda's user, who does not own it, cannot run it"),
+            "make it readable and executable by others (chmod o+rx)",
+        ));
+        return;
+    }
     if !readable {
         out.push(finding(
             CheckId::NotReadable,
@@ -121,16 +133,6 @@ fn check_mode(path: &str, node: &Node, out: &mut Vec<Finding>) {
             format!("/{path}"),
             format!("the {what} has mode {mode:04o}: Lambda's user, who does not own it, cannot read it"),
             "make it readable by others (chmod o+r, and o+x for directories); `layerport image` does this for layer zips",
-        ));
-    }
-    let must_run = is_bootstrap(path) || is_extension(path);
-    if must_run && matches!(node.kind, NodeKind::File(_)) && mode & 0o001 == 0 {
-        out.push(finding(
-            CheckId::NotExecutable,
-            Level::Error,
-            format!("/{path}"),
-            format!("it has mode {mode:04o}: Lambda's user, who does not own it, cannot run it"),
-            "make it executable by others (chmod o+rx)",
         ));
     }
 }
