@@ -89,6 +89,10 @@ pub struct ImageArgs {
     /// With --push to ECR: create the repository if it does not exist
     #[arg(long, requires = "push")]
     pub create_repository: bool,
+    /// With --push: skip the checks Lambda makes (single manifest, media types, size, modes, and
+    /// with --base Entrypoint/Cmd), which otherwise stop a push that Lambda would refuse
+    #[arg(long, requires = "push")]
+    pub no_check: bool,
     /// Write an OCI image layout to DIR, tagged TAG in its index.json
     #[arg(long, value_name = "DIR[:TAG]")]
     pub oci_layout: Option<String>,

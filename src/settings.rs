@@ -11,12 +11,13 @@ use crate::core::paths::normalize_prefix;
 use crate::core::zip_writer::DosTime;
 use crate::oci::archive_sink::normalize_repo_tag;
 use crate::oci::check::CheckOptions;
+use crate::oci::image::ImageExtras;
 use crate::oci::layout_sink::check_tag;
 use crate::oci::platform::Platform;
 use crate::oci::reference::{ImageRef, ImageSpec};
 use crate::oci::sink::SinkSpec;
-use crate::pipeline::ImageRequest;
 use crate::pipeline::inputs::LayerRef;
+use crate::pipeline::{ImageRequest, LayerInput};
 use crate::registry::auth::{AuthMode, ecr_region};
 
 pub use crate::context::{GlobalSettings, RegistrySettings};
@@ -181,11 +182,16 @@ fn image_settings(args: &cli::ImageArgs, auth: AuthMode) -> Result<ImageSettings
     }
     Ok(ImageSettings {
         request: ImageRequest {
-            layers: parse_layers(&args.layers)?,
+            layers: parse_layers(&args.layers)?
+                .into_iter()
+                .map(LayerInput::whole)
+                .collect(),
             base,
             platform: parse_platform(args.platform.as_deref())?,
             squash: args.squash,
             build,
+            extras: ImageExtras::default(),
+            check: push_check(args),
         },
         output,
         create_repository: args.create_repository,
@@ -214,6 +220,20 @@ fn image_output(args: &cli::ImageArgs) -> Result<SinkSpec, LayerError> {
         .transpose()
         .map_err(usage)?;
     Ok(SinkSpec::DockerArchive { file, tag })
+}
+
+/// The checks before a push: all of them on a base (a function's image), only what Lambda
+/// accepts for a layers-only image (which has no Cmd by design, for `COPY --from`).
+fn push_check(args: &cli::ImageArgs) -> Option<CheckOptions> {
+    args.push.as_ref()?;
+    if args.no_check {
+        tracing::warn!("--no-check: the image is pushed without the checks Lambda will make");
+        return None;
+    }
+    Some(CheckOptions {
+        runnable: args.base.is_some(),
+        ..Default::default()
+    })
 }
 
 /// `DIR:TAG` splits at the first `:` (as skopeo's `oci:` transport does).

@@ -18,10 +18,51 @@ use crate::net::retry::RetryPolicy;
 /// How many times an expired presigned URL is replaced by a fresh one.
 const LOCATION_REFRESHES: u32 = 2;
 
-/// A layer version downloaded and verified: where its zip is, and what Lambda says of it.
+/// What can be downloaded: a layer version, or a function's code zip.
+#[derive(Debug, Clone)]
+pub enum FetchSource {
+    Layer(LayerArn),
+    /// A function's code (GetFunction's `Code.Location`), asked for again when the URL expires.
+    FunctionCode {
+        /// The function's ARN (with its qualifier, if any), as GetFunction takes it.
+        function: String,
+        region: String,
+        /// The location GetFunction already gave, if it was asked.
+        first: Option<LayerVersionInfo>,
+    },
+}
+
+impl FetchSource {
+    /// How messages and image history name it: the layer version or function ARN.
+    pub fn label(&self) -> String {
+        match self {
+            FetchSource::Layer(arn) => arn.to_string(),
+            FetchSource::FunctionCode { function, .. } => function.clone(),
+        }
+    }
+}
+
+/// Two sources are the same download when they name the same layer version or function.
+impl PartialEq for FetchSource {
+    fn eq(&self, other: &Self) -> bool {
+        self.label() == other.label()
+    }
+}
+
+impl Eq for FetchSource {}
+
+impl std::hash::Hash for FetchSource {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.label().hash(state);
+    }
+}
+
+/// A layer version or function code downloaded and verified: where its zip is, and what Lambda
+/// says of it.
 #[derive(Debug, Clone)]
 pub struct FetchedLayer {
-    pub arn: LayerArn,
+    /// The layer version or function ARN.
+    pub label: String,
     pub path: PathBuf,
     /// The raw sha256 of the zip (Lambda's CodeSha256, decoded).
     pub sha256: [u8; 32],
@@ -58,26 +99,41 @@ impl ArnFetcher {
     /// the key as each one finishes — so callers can use a layer while the others still download.
     pub fn fetch_each(
         self: Arc<Self>,
-        arns: Vec<(usize, LayerArn)>,
+        sources: Vec<(usize, FetchSource)>,
         handle: &tokio::runtime::Handle,
         done: impl Fn(usize, Result<FetchedLayer>) + Send + Sync + 'static,
     ) {
         let limit = Arc::new(tokio::sync::Semaphore::new(4));
         let done = Arc::new(done);
-        for (key, arn) in arns {
+        for (key, source) in sources {
             let me = Arc::clone(&self);
             let limit = Arc::clone(&limit);
             let done = Arc::clone(&done);
             handle.spawn(async move {
                 let _permit = limit.acquire_owned().await.expect("semaphore never closed");
-                done(key, me.fetch(&arn).await);
+                done(key, me.fetch(&source).await);
             });
         }
     }
 
-    pub async fn fetch(&self, arn: &LayerArn) -> Result<FetchedLayer> {
-        let what = arn.to_string();
-        let mut info = self.aws.get_layer_version(arn).await?;
+    /// Where to download `source` from now (a fresh presigned URL).
+    async fn locate(&self, source: &FetchSource) -> Result<LayerVersionInfo> {
+        Ok(match source {
+            FetchSource::Layer(arn) => self.aws.get_layer_version(arn).await?,
+            FetchSource::FunctionCode {
+                function, region, ..
+            } => self.aws.function_code(function, region).await?,
+        })
+    }
+
+    pub async fn fetch(&self, source: &FetchSource) -> Result<FetchedLayer> {
+        let what = source.label();
+        let mut info = match source {
+            FetchSource::FunctionCode {
+                first: Some(info), ..
+            } => info.clone(),
+            _ => self.locate(source).await?,
+        };
         let sha = decode_code_sha256(&info.code_sha256).with_context(|| {
             format!("Lambda returned a CodeSha256 for {what} that is not base64 of a sha256")
         })?;
@@ -85,7 +141,7 @@ impl ArnFetcher {
             && let Some(path) = cache.lookup(&sha)
         {
             info!("{what}: using cached {}", path.display());
-            return Ok(self.local(arn, path, &sha, &info));
+            return Ok(local(&what, path, &sha, &info));
         }
         let mut refreshes = 0;
         loop {
@@ -113,12 +169,12 @@ impl ArnFetcher {
                             .with_context(|| format!("cannot store {what} in the cache"))?,
                         _ => tmp_path,
                     };
-                    return Ok(self.local(arn, path, &actual, &info));
+                    return Ok(local(&what, path, &actual, &info));
                 }
                 Err(DownloadError::Expired { .. }) if refreshes < LOCATION_REFRESHES => {
                     refreshes += 1;
                     warn!("{what}: the download URL expired; asking Lambda for a fresh one");
-                    info = self.aws.get_layer_version(arn).await?;
+                    info = self.locate(source).await?;
                 }
                 Err(e) => return Err(e.into()),
             }
@@ -146,19 +202,13 @@ impl ArnFetcher {
             }
         }
     }
+}
 
-    fn local(
-        &self,
-        arn: &LayerArn,
-        path: PathBuf,
-        sha: &[u8; 32],
-        info: &LayerVersionInfo,
-    ) -> FetchedLayer {
-        FetchedLayer {
-            arn: arn.clone(),
-            path,
-            sha256: *sha,
-            compatible_architectures: info.compatible_architectures.clone(),
-        }
+fn local(label: &str, path: PathBuf, sha: &[u8; 32], info: &LayerVersionInfo) -> FetchedLayer {
+    FetchedLayer {
+        label: label.to_string(),
+        path,
+        sha256: *sha,
+        compatible_architectures: info.compatible_architectures.clone(),
     }
 }

@@ -8,6 +8,7 @@ pub mod download;
 pub mod ecr;
 pub mod error;
 pub mod fetch;
+pub mod functions;
 pub mod lambda;
 pub mod publish;
 

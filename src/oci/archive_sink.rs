@@ -53,6 +53,14 @@ impl ArchiveSink {
 }
 
 impl ImageSink for ArchiveSink {
+    fn describe(&self) -> String {
+        SinkSpec::DockerArchive {
+            file: self.file.clone(),
+            tag: self.tag.clone(),
+        }
+        .to_string()
+    }
+
     fn blob_dir(&self) -> &Path {
         &self.blobs
     }

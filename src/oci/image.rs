@@ -1,6 +1,7 @@
 //! Builds an image's config and manifest from its layers, canonically, so the same layers and
 //! sources always give the same digests.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use oci_spec::image::MediaType;
@@ -107,55 +108,28 @@ pub struct BuiltImage {
     pub layer_descriptors: Vec<Value>,
 }
 
+/// What a caller adds besides layers: nothing for `layerport image`; a function's Cmd, perhaps
+/// its environment, and its inputs' annotations for `migrate`.
+#[derive(Debug, Clone, Default)]
+pub struct ImageExtras {
+    /// Replaces the config's Cmd.
+    pub cmd: Option<Vec<String>>,
+    /// Variables added to the config's Env (replacing ones of the same name).
+    pub env: Vec<(String, String)>,
+    /// Manifest annotations (config labels on a Docker-typed image).
+    pub annotations: BTreeMap<String, String>,
+}
+
 /// Assembles the config and manifest for `layers`, on `base` or on an empty image.
 pub fn build_image(
     layers: &[AddedLayer],
     platform: &Platform,
     base: Option<&BaseImage>,
+    extras: &ImageExtras,
 ) -> BuiltImage {
     let docker = base.is_some_and(|b| b.docker_media_types);
-    let mut diff_ids: Vec<Value> = base
-        .and_then(|b| b.config.pointer("/rootfs/diff_ids"))
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    diff_ids.extend(
-        layers
-            .iter()
-            .map(|l| Value::String(l.digests.diff_id.to_string())),
-    );
-    let mut history: Vec<Value> = base
-        .and_then(|b| b.config.get("history"))
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    let added_history: Vec<Value> = layers
-        .iter()
-        .map(|l| {
-            let sources: Vec<String> = l.sources.iter().map(LayerSource::describe).collect();
-            json!({
-                "created_by": format!("layerport: {}", sources.join(", ")),
-                "comment": "Lambda layer contents",
-            })
-        })
-        .collect();
-    history.extend(added_history);
-    let mut config = match base {
-        Some(b) => b.config.clone(),
-        None => json!({
-            "architecture": platform.architecture,
-            "os": platform.os,
-            "config": {},
-        }),
-    };
-    if base.is_none()
-        && let Some(variant) = &platform.variant
-    {
-        config["variant"] = Value::String(variant.clone());
-    }
-    config["rootfs"] = json!({"type": "layers", "diff_ids": diff_ids});
-    config["history"] = Value::Array(history);
-
+    let mut config = config_for(layers, platform, base);
+    apply_extras(&mut config, extras);
     let layer_type = if docker {
         DOCKER_LAYER_GZIP.to_string()
     } else {
@@ -169,20 +143,9 @@ pub fn build_image(
             "size": l.digests.size,
         })
     }));
-    let mut annotations = Map::new();
-    let mut index = 0;
-    for layer in layers {
-        for source in &layer.sources {
-            annotations.insert(
-                annotation_source(index),
-                Value::String(source.label.clone()),
-            );
-            annotations.insert(
-                annotation_code_sha256(index),
-                Value::String(source.code_sha256.clone()),
-            );
-            index += 1;
-        }
+    let mut annotations = source_annotations(layers);
+    for (k, v) in &extras.annotations {
+        annotations.insert(k.clone(), Value::String(v.clone()));
     }
     if docker {
         // Docker v2 manifests carry no annotations: the sources go into the config's labels.
@@ -229,6 +192,85 @@ pub fn build_image(
     }
 }
 
+/// The base's config (or an empty one) with our layers' diff_ids and history appended.
+fn config_for(layers: &[AddedLayer], platform: &Platform, base: Option<&BaseImage>) -> Value {
+    let inherited = |key: &str| -> Vec<Value> {
+        base.and_then(|b| b.config.pointer(key))
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let mut diff_ids = inherited("/rootfs/diff_ids");
+    diff_ids.extend(
+        layers
+            .iter()
+            .map(|l| Value::String(l.digests.diff_id.to_string())),
+    );
+    let mut history = inherited("/history");
+    history.extend(layers.iter().map(|l| {
+        let sources: Vec<String> = l.sources.iter().map(LayerSource::describe).collect();
+        json!({
+            "created_by": format!("layerport: {}", sources.join(", ")),
+            "comment": "Lambda layer contents",
+        })
+    }));
+    let mut config = match base {
+        Some(b) => b.config.clone(),
+        None => json!({
+            "architecture": platform.architecture,
+            "os": platform.os,
+            "config": {},
+        }),
+    };
+    if base.is_none()
+        && let Some(variant) = &platform.variant
+    {
+        config["variant"] = Value::String(variant.clone());
+    }
+    config["rootfs"] = json!({"type": "layers", "diff_ids": diff_ids});
+    config["history"] = Value::Array(history);
+    config
+}
+
+fn apply_extras(config: &mut Value, extras: &ImageExtras) {
+    if extras.cmd.is_none() && extras.env.is_empty() {
+        return;
+    }
+    if !config["config"].is_object() {
+        config["config"] = Value::Object(Map::new());
+    }
+    let runtime = &mut config["config"];
+    if let Some(cmd) = &extras.cmd {
+        runtime["Cmd"] = json!(cmd);
+    }
+    if !extras.env.is_empty() {
+        let mut env: Vec<Value> = runtime["Env"].as_array().cloned().unwrap_or_default();
+        for (name, value) in &extras.env {
+            let prefix = format!("{name}=");
+            env.retain(|e| !e.as_str().is_some_and(|e| e.starts_with(&prefix)));
+            env.push(Value::String(format!("{name}={value}")));
+        }
+        runtime["Env"] = Value::Array(env);
+    }
+}
+
+/// Each input's source and CodeSha256, by input index.
+fn source_annotations(layers: &[AddedLayer]) -> Map<String, Value> {
+    let mut annotations = Map::new();
+    let sources = layers.iter().flat_map(|l| &l.sources);
+    for (index, source) in sources.enumerate() {
+        annotations.insert(
+            annotation_source(index),
+            Value::String(source.label.clone()),
+        );
+        annotations.insert(
+            annotation_code_sha256(index),
+            Value::String(source.code_sha256.clone()),
+        );
+    }
+    annotations
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -252,8 +294,8 @@ mod tests {
     #[test]
     fn manifest_and_config_are_valid_oci_and_deterministic() {
         let layers = vec![layer(1), layer(2)];
-        let a = build_image(&layers, &Platform::arm64(), None);
-        let b = build_image(&layers, &Platform::arm64(), None);
+        let a = build_image(&layers, &Platform::arm64(), None, &ImageExtras::default());
+        let b = build_image(&layers, &Platform::arm64(), None, &ImageExtras::default());
         assert_eq!(a.manifest, b.manifest);
         let manifest: oci_spec::image::ImageManifest = serde_json::from_slice(&a.manifest).unwrap();
         assert_eq!(manifest.layers().len(), 2);
@@ -330,7 +372,12 @@ mod base_tests {
                 sha256_hex: "00".into(),
             }],
         };
-        let img = build_image(&[layer], &Platform::arm64(), Some(&base));
+        let img = build_image(
+            &[layer],
+            &Platform::arm64(),
+            Some(&base),
+            &ImageExtras::default(),
+        );
         let config: Value = serde_json::from_slice(&img.config).unwrap();
         assert_eq!(config["config"]["Entrypoint"][0], "/lambda-entrypoint.sh");
         assert_eq!(

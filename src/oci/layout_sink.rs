@@ -89,6 +89,14 @@ impl LayoutSink {
 }
 
 impl ImageSink for LayoutSink {
+    fn describe(&self) -> String {
+        SinkSpec::OciLayout {
+            dir: self.dir.clone(),
+            tag: self.tag.clone(),
+        }
+        .to_string()
+    }
+
     fn blob_dir(&self) -> &Path {
         &self.blobs
     }

@@ -97,6 +97,8 @@ pub struct FinishedImage<'a> {
 }
 
 pub trait ImageSink {
+    /// How messages name the destination (`oci:DIR:TAG`, `REGISTRY/REPO:TAG`).
+    fn describe(&self) -> String;
     /// Where the pipeline writes new layer blobs, each named by its digest's hex.
     fn blob_dir(&self) -> &Path;
     /// The base is known: its layers may start moving (a push starts their transfers at once).

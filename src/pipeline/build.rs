@@ -15,7 +15,7 @@ use crate::core::error::LayerError;
 use crate::core::layer_build::{BuildOptions, write_layer};
 use crate::core::layer_gzip::Source;
 use crate::core::layer_tree;
-use crate::core::layer_zip::ZipLayer;
+use crate::core::layer_zip::{EntryKind, ZipLayer};
 use crate::core::warnings::Warning;
 use crate::oci::image::AddedLayer;
 use crate::oci::platform::Platform;
@@ -59,6 +59,15 @@ pub(super) fn choose_platform(requested: Option<Platform>, layers: &[LocalLayer]
 
 pub(super) type Built = (AddedLayer, Vec<Warning>);
 
+/// Inputs that become one layer: their indices, where their contents go, and whether only one
+/// root entry of the zip is taken.
+#[derive(Debug, Clone)]
+pub(super) struct Group {
+    pub members: Vec<usize>,
+    pub prefix: String,
+    pub only: Option<String>,
+}
+
 /// What the conversion loop waits for: a layer argument resolved, or a layer blob built.
 pub(super) enum Event {
     Layer(usize, anyhow::Result<LocalLayer>),
@@ -70,7 +79,7 @@ pub(super) enum Event {
 /// blob as it is finished. Returns the layers and the results in input order.
 pub(super) fn build_as_ready(
     layer_count: usize,
-    groups: &[Vec<usize>],
+    groups: &[Group],
     opts: &BuildOptions,
     blobs: &Path,
     tx: mpsc::Sender<Event>,
@@ -84,7 +93,7 @@ pub(super) fn build_as_ready(
         ..opts.clone()
     };
     let slots: Vec<OnceLock<LocalLayer>> = (0..layer_count).map(|_| OnceLock::new()).collect();
-    let mut missing: Vec<usize> = groups.iter().map(|g| g.len()).collect();
+    let mut missing: Vec<usize> = groups.iter().map(|g| g.members.len()).collect();
     let mut built: Vec<Option<Built>> = (0..groups.len()).map(|_| None).collect();
     let (work_tx, work_rx) = mpsc::channel::<usize>();
     let work_rx = Mutex::new(work_rx);
@@ -97,6 +106,7 @@ pub(super) fn build_as_ready(
                     let next = work_rx.lock().expect("no panics while locked").recv();
                     let Ok(g) = next else { return };
                     let group: Vec<&LocalLayer> = groups[g]
+                        .members
                         .iter()
                         .map(|&i| {
                             slots[i]
@@ -104,7 +114,7 @@ pub(super) fn build_as_ready(
                                 .expect("a group starts once its zips are there")
                         })
                         .collect();
-                    let result = build_one(&group, per_group, blobs, g);
+                    let result = build_one(&group, &groups[g], per_group, blobs, g);
                     if tx.send(Event::Built(g, result)).is_err() {
                         return;
                     }
@@ -117,8 +127,8 @@ pub(super) fn build_as_ready(
                 match events.recv().context("a layer download stopped")? {
                     Event::Layer(i, layer) => {
                         let _ = slots[i].set(layer?);
-                        for (g, members) in groups.iter().enumerate() {
-                            if members.contains(&i) {
+                        for (g, group) in groups.iter().enumerate() {
+                            if group.members.contains(&i) {
                                 missing[g] -= 1;
                                 if missing[g] == 0 {
                                     let _ = work_tx.send(g);
@@ -157,6 +167,7 @@ pub(super) fn build_as_ready(
 
 fn build_one(
     group: &[&LocalLayer],
+    spec: &Group,
     opts: &BuildOptions,
     blobs: &Path,
     n: usize,
@@ -176,10 +187,28 @@ fn build_one(
             opts.max_unzipped,
         )?);
     }
-    let tree = if zips.len() == 1 {
+    let mut tree = if zips.len() == 1 {
         layer_tree::single(0, &zips[0].entries)
     } else {
         layer_tree::merge(zips.iter().map(|z| &z.entries))
+    };
+    if let Some(only) = &spec.only {
+        tree.retain(|path, _| path == only);
+        if !matches!(
+            tree.get(only).map(|e| &e.entry.kind),
+            Some(EntryKind::File { .. })
+        ) {
+            return Err(LayerError::bad_entry(
+                &group[0].display,
+                only,
+                "is not a regular file in the zip",
+                "give a zip whose root holds it as a file (not a directory or a symlink)",
+            ));
+        }
+    }
+    let opts = &BuildOptions {
+        prefix: spec.prefix.clone(),
+        ..opts.clone()
     };
     let mut warnings = Vec::new();
     for z in &zips {

@@ -7,25 +7,26 @@ use std::sync::{Arc, mpsc};
 use anyhow::Context as _;
 use base64::Engine;
 
-use crate::aws::arn::LayerArn;
-use crate::aws::fetch::FetchedLayer;
+use crate::aws::fetch::{FetchSource, FetchedLayer};
 use crate::context::Context;
 use crate::core::digest::sha256_file;
 use crate::core::error::{LayerError, Result};
 use crate::oci::image::LayerSource;
 
-/// A LAYER argument as the user wrote it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where a layer zip comes from: a local file, or Lambda (a layer version, a function's code).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum LayerRef {
     Zip(PathBuf),
-    Arn(LayerArn),
+    Remote(FetchSource),
 }
 
 impl LayerRef {
-    /// Anything starting with `arn:` must be a valid layer ARN (a usage error otherwise).
+    /// A LAYER argument: anything starting with `arn:` must be a valid layer ARN (a usage error
+    /// otherwise); the rest is a zip's path.
     pub fn parse(arg: &str) -> Result<Self> {
         if arg.starts_with("arn:") {
-            return arg.parse().map(LayerRef::Arn).map_err(LayerError::Usage);
+            let arn = arg.parse().map_err(LayerError::Usage)?;
+            return Ok(LayerRef::Remote(FetchSource::Layer(arn)));
         }
         Ok(LayerRef::Zip(PathBuf::from(arg)))
     }
@@ -82,7 +83,7 @@ pub fn source_for(label: String, sha: &[u8; 32]) -> LayerSource {
 
 impl LocalLayer {
     fn fetched(layer: FetchedLayer) -> Self {
-        let label = layer.arn.to_string();
+        let label = layer.label;
         LocalLayer {
             display: label.clone(),
             path: layer.path,
@@ -92,35 +93,51 @@ impl LocalLayer {
     }
 }
 
-/// Starts resolving LAYER arguments: local zips at once, ARNs downloaded concurrently on the
-/// context's runtime. `ready` gets each argument's index and result as soon as it is a verified
-/// local zip, in any order.
+/// Starts resolving layer sources: local zips at once, Lambda downloads concurrently on the
+/// context's runtime, each distinct source once. `ready` gets each index and result as soon as it
+/// is a verified local zip, in any order.
 pub fn start_layers(
     ctx: &Context,
     refs: &[LayerRef],
     ready: impl Fn(usize, anyhow::Result<LocalLayer>) + Send + Sync + 'static,
 ) -> anyhow::Result<()> {
-    let mut arns = Vec::new();
-    let mut zips = Vec::new();
+    // Each distinct source, with every index that names it.
+    let mut distinct: Vec<(&LayerRef, Vec<usize>)> = Vec::new();
     for (i, r) in refs.iter().enumerate() {
-        match r {
-            LayerRef::Arn(a) => arns.push((i, a.clone())),
-            LayerRef::Zip(path) => zips.push((i, path)),
+        match distinct.iter_mut().find(|(seen, _)| *seen == r) {
+            Some((_, indices)) => indices.push(i),
+            None => distinct.push((r, vec![i])),
         }
     }
-    let fetcher = if arns.is_empty() {
-        None
-    } else {
-        Some(ctx.fetcher()?)
-    };
-    let ready = Arc::new(ready);
-    for (i, path) in zips {
-        ready(i, local_zip(path).map_err(Into::into));
+    let ready = Arc::new(
+        move |indices: &[usize], result: anyhow::Result<LocalLayer>| {
+            let (first, rest) = indices.split_first().expect("a source has an index");
+            for &i in rest {
+                let copy = match &result {
+                    Ok(layer) => Ok(layer.clone()),
+                    Err(e) => Err(anyhow::anyhow!("{e:#}")),
+                };
+                ready(i, copy);
+            }
+            ready(*first, result);
+        },
+    );
+    let mut remote = Vec::new();
+    let mut waiting = Vec::new();
+    for (r, indices) in distinct {
+        match r {
+            LayerRef::Zip(path) => ready(&indices, local_zip(path).map_err(Into::into)),
+            LayerRef::Remote(source) => {
+                remote.push((waiting.len(), source.clone()));
+                waiting.push(indices);
+            }
+        }
     }
-    if let Some(fetcher) = fetcher {
-        fetcher.fetch_each(arns, ctx.handle(), move |i, r| {
-            ready(i, r.map(LocalLayer::fetched))
-        });
+    if !remote.is_empty() {
+        ctx.fetcher()?
+            .fetch_each(remote, ctx.handle(), move |k, r| {
+                ready(&waiting[k], r.map(LocalLayer::fetched))
+            });
     }
     Ok(())
 }

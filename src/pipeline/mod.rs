@@ -4,6 +4,7 @@
 
 mod build;
 pub mod inputs;
+mod precheck;
 
 use std::sync::{Arc, mpsc};
 
@@ -16,7 +17,8 @@ use crate::core::layer_build::BuildOptions;
 use crate::core::warnings::Warning;
 use crate::oci::archive::DockerArchiveStore;
 use crate::oci::archive_sink::ArchiveSink;
-use crate::oci::image::{AddedLayer, BaseImage, BuiltImage, build_image};
+use crate::oci::check::CheckOptions;
+use crate::oci::image::{AddedLayer, BaseImage, BuiltImage, ImageExtras, build_image};
 use crate::oci::layout::OciLayoutStore;
 use crate::oci::layout_sink::LayoutSink;
 use crate::oci::platform::Platform;
@@ -26,19 +28,47 @@ use crate::oci::sink::{FinishedImage, ImageSink, SinkReport, SinkSpec};
 use crate::oci::source::ImageStore;
 use crate::registry::push::RegistrySink;
 use crate::registry::remote::RegistryStore;
-use build::{Event, build_as_ready, choose_platform};
+use build::{Event, Group, build_as_ready, choose_platform};
+use precheck::{Prepared, check_before_push};
+
 use inputs::{LayerRef, LocalLayer};
+pub use precheck::CheckFailed;
+
+/// One input of an image: a layer zip, and where its contents go.
+#[derive(Debug, Clone)]
+pub struct LayerInput {
+    pub source: LayerRef,
+    /// Where the zip's root lands (`opt`, `var/task`); `None`: the request's `build.prefix`.
+    pub prefix: Option<String>,
+    /// Only this entry of the zip's root (a custom runtime's `bootstrap`, copied from the code).
+    pub only: Option<String>,
+}
+
+impl LayerInput {
+    /// A whole zip at the request's prefix.
+    pub fn whole(source: LayerRef) -> Self {
+        LayerInput {
+            source,
+            prefix: None,
+            only: None,
+        }
+    }
+}
 
 /// What to build: the layers, in order, and what they go on.
 #[derive(Debug, Clone)]
 pub struct ImageRequest {
-    pub layers: Vec<LayerRef>,
+    pub layers: Vec<LayerInput>,
     pub base: Option<ImageSpec>,
     /// `--platform`: picks from a multi-platform base, or is the image's platform.
     pub platform: Option<Platform>,
     /// One layer for all inputs instead of one each.
     pub squash: bool,
     pub build: BuildOptions,
+    /// Cmd, Env and annotations beyond the layers' own.
+    pub extras: ImageExtras,
+    /// Check the image the way Lambda will before the manifest is written.
+    pub check: Option<CheckOptions>,
 }
 
 /// One added layer and the warnings its zips gave.
@@ -152,7 +182,19 @@ pub fn run(
         None => choose_platform(request.platform.clone(), &inputs),
     };
     let added: Vec<AddedLayer> = layers.iter().map(|l| l.layer.clone()).collect();
-    let image = build_image(&added, &platform, base.as_ref());
+    let image = build_image(&added, &platform, base.as_ref(), &request.extras);
+    if let Some(options) = &request.check {
+        let target = sink.describe();
+        let prepared = Prepared {
+            target: &target,
+            image: &image,
+            added: &added,
+            blob_dir: sink.blob_dir(),
+            platform: &platform,
+            has_base: base.is_some(),
+        };
+        check_before_push(&prepared, options)?;
+    }
     let written = sink
         .finish(FinishedImage {
             built: &image,
@@ -180,21 +222,17 @@ fn build_layers(
     request: &ImageRequest,
     sink: &mut dyn ImageSink,
 ) -> Result<(Vec<LocalLayer>, Vec<BuiltLayer>)> {
-    let count = request.layers.len();
-    let groups: Vec<Vec<usize>> = if request.squash {
-        vec![(0..count).collect()]
-    } else {
-        (0..count).map(|i| vec![i]).collect()
-    };
+    let groups = groups(request);
     let (tx, events) = mpsc::channel();
     let ready = tx.clone();
-    inputs::start_layers(ctx, &request.layers, move |i, r| {
+    let sources: Vec<LayerRef> = request.layers.iter().map(|l| l.source.clone()).collect();
+    inputs::start_layers(ctx, &sources, move |i, r| {
         let _ = ready.send(Event::Layer(i, r));
     })?;
     let blob_dir = sink.blob_dir().to_path_buf();
     let mut sink_failed = None;
     let (inputs, built) = build_as_ready(
-        count,
+        request.layers.len(),
         &groups,
         &request.build,
         &blob_dir,
@@ -213,6 +251,7 @@ fn build_layers(
     }
     let mut layers = Vec::with_capacity(built.len());
     for (group, (layer, warnings)) in groups.iter().zip(built) {
+        let group = &group.members;
         for w in &warnings {
             warn!("{}", w.message);
         }
@@ -226,4 +265,30 @@ fn build_layers(
         layers.push(BuiltLayer { layer, warnings });
     }
     Ok((inputs, layers))
+}
+
+/// The layers to build: one per input, or one for all with `--squash`.
+fn groups(request: &ImageRequest) -> Vec<Group> {
+    let prefix = |l: &LayerInput| {
+        l.prefix
+            .clone()
+            .unwrap_or_else(|| request.build.prefix.clone())
+    };
+    if request.squash {
+        return vec![Group {
+            members: (0..request.layers.len()).collect(),
+            prefix: request.build.prefix.clone(),
+            only: None,
+        }];
+    }
+    request
+        .layers
+        .iter()
+        .enumerate()
+        .map(|(i, l)| Group {
+            members: vec![i],
+            prefix: prefix(l),
+            only: l.only.clone(),
+        })
+        .collect()
 }

@@ -278,6 +278,10 @@ impl RegistrySink {
 }
 
 impl ImageSink for RegistrySink {
+    fn describe(&self) -> String {
+        self.target.image.to_string()
+    }
+
     fn blob_dir(&self) -> &Path {
         &self.blobs
     }

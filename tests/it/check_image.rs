@@ -282,3 +282,58 @@ fn an_index_with_a_buildx_attestation_is_refused() {
         "{out}"
     );
 }
+
+#[test]
+fn a_push_lambda_would_refuse_is_stopped_before_the_tag() {
+    let work = tempfile::tempdir().unwrap();
+    // A base with neither Entrypoint nor Cmd: the image on it cannot start.
+    let base = work.path().join("base");
+    images::oci_layout(
+        &base,
+        "v1",
+        &images::Img::new("amd64", vec![layer_tar(&[dir("etc/")])]),
+    );
+    let reg = Registry::start();
+    let home = PushHome::default();
+    reg.docker_config(&home.docker_dir(), &[]);
+    let host = reg.host();
+    let deps = crate::support::tools::testdata("good/sample/deps.zip");
+    let args = |extra: &[&str]| {
+        let mut a = vec![
+            "image".to_string(),
+            deps.display().to_string(),
+            "--base".into(),
+            format!("oci:{}:v1", base.display()),
+            "--push".into(),
+            format!("{host}/app:v1"),
+        ];
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let (code, stdout, stderr) = home.run(&[&host], &args(&[]));
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    assert!(stderr.contains("no-entrypoint-or-cmd"), "{stderr}");
+    assert!(stderr.contains("--no-check"), "{stderr}");
+    assert!(stdout.is_empty(), "{stdout}");
+    let manifests = reg
+        .access_lines()
+        .into_iter()
+        .filter(|l| l.method == "PUT" && l.uri.contains("/manifests/"))
+        .count();
+    assert_eq!(manifests, 0, "a manifest was pushed");
+
+    let (code, stdout, stderr) = home.run(&[&host], &args(&["--no-check"]));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.starts_with(&format!("{host}/app@sha256:")),
+        "{stdout}"
+    );
+    assert!(stderr.contains("--no-check"), "no warning: {stderr}");
+    let manifest_puts = |reg: &Registry| {
+        reg.access_lines()
+            .into_iter()
+            .filter(|l| l.method == "PUT" && l.uri.contains("/manifests/"))
+            .count()
+    };
+    assert_eq!(manifest_puts(&reg), 1, "the log does not show the one manifest");
+}
