@@ -64,6 +64,9 @@ pub enum Command {
     Inspect(InspectArgs),
     /// Will Lambda accept and run this image? Findings with ids, levels and fixes (exit 1 on errors)
     Check(CheckArgs),
+    /// Turn a zip function into an image function: its code, layers and runtime's base image,
+    /// pushed to ECR, then (optionally) a new or updated image function
+    Migrate(MigrateArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -152,6 +155,43 @@ pub struct InspectArgs {
     pub target: String,
     #[command(flatten)]
     pub limits: LimitArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("function_action").args(["create_function", "update_function"])))]
+pub struct MigrateArgs {
+    /// The function: a name, NAME:QUALIFIER, or a (qualified) function ARN
+    #[arg(value_name = "FUNCTION")]
+    pub function: String,
+    /// Where to push the image (an ECR repository for Lambda), e.g.
+    /// 123456789012.dkr.ecr.us-east-1.amazonaws.com/orders:v1
+    #[arg(long, value_name = "REF")]
+    pub push: String,
+    /// Base image instead of the runtime's AWS base image (any source: registry, oci:, docker-archive:)
+    #[arg(long, value_name = "REF")]
+    pub base: Option<String>,
+    /// linux/amd64 or linux/arm64 (default: the function's architecture)
+    #[arg(long, value_name = "PLATFORM")]
+    pub platform: Option<String>,
+    /// Create a new image function NAME from the pushed image, with the old one's configuration
+    #[arg(long, value_name = "NAME")]
+    pub create_function: Option<String>,
+    /// Point the existing image function NAME at the pushed image
+    #[arg(long, value_name = "NAME")]
+    pub update_function: Option<String>,
+    /// Print the plan (base, platform, layers, handler, what would be created) and write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Write the function's environment variables into the image config (readable by anyone who
+    /// can pull it; by default they move to the new function's configuration)
+    #[arg(long)]
+    pub bake_env: bool,
+    /// Skip the checks Lambda makes before the image is tagged
+    #[arg(long)]
+    pub no_check: bool,
+    /// Create the ECR repository if it does not exist
+    #[arg(long)]
+    pub create_repository: bool,
 }
 
 #[derive(Debug, Args)]

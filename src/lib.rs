@@ -14,6 +14,7 @@ pub mod commands;
 pub mod context;
 pub mod core;
 pub mod logging;
+pub mod migrate;
 pub mod net;
 pub mod oci;
 pub mod pipeline;

@@ -4,11 +4,13 @@
 use std::path::PathBuf;
 
 use crate::aws::AwsSettings;
+use crate::aws::functions::FunctionRef;
 use crate::cli::{self, Cli, Command};
 use crate::core::error::LayerError;
 use crate::core::layer_build::BuildOptions;
 use crate::core::paths::normalize_prefix;
 use crate::core::zip_writer::DosTime;
+use crate::migrate::{FunctionAction, MigrateOptions};
 use crate::oci::archive_sink::normalize_repo_tag;
 use crate::oci::check::CheckOptions;
 use crate::oci::image::ImageExtras;
@@ -36,6 +38,7 @@ pub enum CommandSettings {
     Zip(ZipSettings),
     Inspect(InspectSettings),
     Check(CheckSettings),
+    Migrate(MigrateOptions),
 }
 
 #[derive(Debug)]
@@ -139,6 +142,7 @@ impl Settings {
                     handler_in_scanned_layers: false,
                 },
             }),
+            Command::Migrate(args) => CommandSettings::Migrate(migrate_options(args)?),
             Command::Inspect(args) => CommandSettings::Inspect(InspectSettings {
                 layer: LayerRef::parse(&args.target)?,
                 max_unzipped: args.limits.max_unzipped,
@@ -220,6 +224,38 @@ fn image_output(args: &cli::ImageArgs) -> Result<SinkSpec, LayerError> {
         .transpose()
         .map_err(usage)?;
     Ok(SinkSpec::DockerArchive { file, tag })
+}
+
+fn migrate_options(args: &cli::MigrateArgs) -> Result<MigrateOptions, LayerError> {
+    let target = args.push.strip_prefix("docker://").unwrap_or(&args.push);
+    let action = match (&args.create_function, &args.update_function) {
+        (Some(name), _) => FunctionAction::Create(name.clone()),
+        (_, Some(name)) => FunctionAction::Update(name.clone()),
+        _ => FunctionAction::Nothing,
+    };
+    if args.no_check {
+        tracing::warn!("--no-check: the image is pushed without the checks Lambda will make");
+    }
+    Ok(MigrateOptions {
+        function: FunctionRef::parse(&args.function).map_err(usage)?,
+        target: ImageRef::parse(target).map_err(usage)?,
+        base: args
+            .base
+            .as_deref()
+            .map(ImageSpec::parse)
+            .transpose()
+            .map_err(usage)?,
+        platform: parse_platform(args.platform.as_deref())?,
+        action,
+        dry_run: args.dry_run,
+        bake_env: args.bake_env,
+        check: !args.no_check,
+        create_repository: args.create_repository,
+        build: BuildOptions {
+            mtime_override: source_date_epoch()?,
+            ..BuildOptions::default()
+        },
+    })
 }
 
 /// The checks before a push: all of them on a base (a function's image), only what Lambda

@@ -59,7 +59,7 @@ impl std::hash::Hash for FetchSource {
 
 /// A layer version or function code downloaded and verified: where its zip is, and what Lambda
 /// says of it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct FetchedLayer {
     /// The layer version or function ARN.
     pub label: String,

@@ -8,6 +8,8 @@ pub mod download;
 pub mod ecr;
 pub mod error;
 pub mod fetch;
+pub mod function_extras;
+pub mod function_write;
 pub mod functions;
 pub mod lambda;
 pub mod publish;

@@ -5,6 +5,7 @@ mod check;
 mod fetch;
 mod image;
 mod inspect;
+mod migrate;
 mod zip;
 
 use anyhow::Result;
@@ -25,6 +26,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         CommandSettings::Zip(s) => printer.print(&zip::run(s, &ctx)?)?,
         CommandSettings::Inspect(s) => printer.print(&inspect::run(s, &ctx)?)?,
         CommandSettings::Check(s) => printer.print(&check::run(s, &ctx)?)?,
+        CommandSettings::Migrate(s) => printer.print(&migrate::run(s, &ctx)?)?,
     };
     Ok(code)
 }

@@ -18,6 +18,8 @@ use crate::oci::image::LayerSource;
 pub enum LayerRef {
     Zip(PathBuf),
     Remote(FetchSource),
+    /// Already downloaded and verified (a custom runtime's code, read for its `bootstrap`).
+    Fetched(FetchedLayer),
 }
 
 impl LayerRef {
@@ -127,6 +129,7 @@ pub fn start_layers(
     for (r, indices) in distinct {
         match r {
             LayerRef::Zip(path) => ready(&indices, local_zip(path).map_err(Into::into)),
+            LayerRef::Fetched(layer) => ready(&indices, Ok(LocalLayer::fetched(layer.clone()))),
             LayerRef::Remote(source) => {
                 remote.push((waiting.len(), source.clone()));
                 waiting.push(indices);

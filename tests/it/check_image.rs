@@ -335,5 +335,9 @@ fn a_push_lambda_would_refuse_is_stopped_before_the_tag() {
             .filter(|l| l.method == "PUT" && l.uri.contains("/manifests/"))
             .count()
     };
-    assert_eq!(manifest_puts(&reg), 1, "the log does not show the one manifest");
+    assert_eq!(
+        manifest_puts(&reg),
+        1,
+        "the log does not show the one manifest"
+    );
 }

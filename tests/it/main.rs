@@ -19,6 +19,8 @@ mod inspect_cli;
 mod lambda_runtime;
 mod layer_splice;
 mod layer_splice_refusals;
+mod migrate_function;
+mod migrate_refusals;
 mod pipeline_overlap;
 mod push_bearer_auth;
 mod push_ecr_auth;

@@ -340,6 +340,11 @@ pub fn noise(len: usize, seed: u64) -> Vec<u8> {
 /// A Lambda-like base image in an OCI layout (Env, Entrypoint, Cmd, WorkingDir, history), made
 /// byte for byte the same on every run.
 pub fn lambda_like_base(layout: &Path, tag: &str) {
+    lambda_like_base_for(layout, tag, "amd64");
+}
+
+/// The same base for another architecture.
+pub fn lambda_like_base_for(layout: &Path, tag: &str, arch: &str) {
     let layers = [
         layer_tar(&[dir("etc/"), file("etc/base-file.txt", "from the base\n")]),
         layer_tar(&[
@@ -350,7 +355,7 @@ pub fn lambda_like_base(layout: &Path, tag: &str) {
     ];
     let diff_ids: Vec<String> = layers.iter().map(|l| digest(l)).collect();
     let config = serde_json::to_vec(&json!({
-        "architecture": "amd64",
+        "architecture": arch,
         "os": "linux",
         "created": "2024-01-01T00:00:00Z",
         "config": {
