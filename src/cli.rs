@@ -67,6 +67,33 @@ pub enum Command {
     /// Turn a zip function into an image function: its code, layers and runtime's base image,
     /// pushed to ECR, then (optionally) a new or updated image function
     Migrate(MigrateArgs),
+    /// Run many image, migrate and zip jobs from one TOML (or JSON) plan: shared downloads and
+    /// conversions, resumable, shardable; one JSON line per job on stdout
+    Batch(BatchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BatchArgs {
+    /// The plan: [defaults] and [[job]] tables (name, kind = image|migrate|zip, and the command's
+    /// options with `_` for `-`)
+    #[arg(value_name = "PLAN")]
+    pub plan: PathBuf,
+    /// Jobs at once (default 4: enough to keep two cores and the network busy)
+    #[arg(short = 'j', long = "jobs", value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Run only shard K of N (1-based), by a stable hash of each job's name; also from
+    /// AWS_BATCH_JOB_ARRAY_INDEX (with --shard-count) or CI_NODE_INDEX/CI_NODE_TOTAL
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<String>,
+    /// The number of shards, with AWS_BATCH_JOB_ARRAY_INDEX
+    #[arg(long, value_name = "N")]
+    pub shard_count: Option<u64>,
+    /// Check the plan and say what each job would do; write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Start no more jobs once one has failed
+    #[arg(long)]
+    pub fail_fast: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -17,12 +17,14 @@ use crate::aws::cache::ZipCache;
 use crate::aws::ecr::EcrError;
 use crate::aws::fetch::ArnFetcher;
 use crate::oci::reference::ImageRef;
+use crate::pipeline::layer_cache::LayerCache;
 use crate::printer::Printer;
 use crate::registry::auth::{
     AuthError, AuthMode, CredentialSource, credential_source, docker_config_credentials,
 };
 use crate::registry::auth::{Login, Renewal};
 use crate::registry::client::{Credentials, RegistryClient};
+use crate::registry::push::PushedBlobs;
 
 /// Options every command shares.
 #[derive(Debug, Clone)]
@@ -54,6 +56,10 @@ pub struct Context {
     use_cache: bool,
     fetcher: OnceLock<Arc<ArnFetcher>>,
     printer: Printer,
+    /// Conversions shared across images (set up by `batch`).
+    layer_cache: OnceLock<LayerCache>,
+    /// Where each blob was pushed in this run, so another repository of the registry mounts it.
+    pushed: Arc<PushedBlobs>,
 }
 
 impl Context {
@@ -72,6 +78,8 @@ impl Context {
             use_cache: global.use_cache,
             fetcher: OnceLock::new(),
             printer: Printer::new(global.json, global.quiet),
+            layer_cache: OnceLock::new(),
+            pushed: Arc::new(PushedBlobs::default()),
         })
     }
 
@@ -90,6 +98,24 @@ impl Context {
 
     pub fn printer(&self) -> &Printer {
         &self.printer
+    }
+
+    /// From now on, the same zip converted the same way is converted once for all images.
+    pub fn share_conversions(&self) -> anyhow::Result<()> {
+        if self.layer_cache.get().is_none() {
+            let cache =
+                LayerCache::new().context("cannot create a scratch directory for layers")?;
+            let _ = self.layer_cache.set(cache);
+        }
+        Ok(())
+    }
+
+    pub fn layer_cache(&self) -> Option<&LayerCache> {
+        self.layer_cache.get()
+    }
+
+    pub fn pushed_blobs(&self) -> &Arc<PushedBlobs> {
+        &self.pushed
     }
 
     /// The layer fetcher (GetLayerVersionByArn, verified downloads, the cache), made on first use.

@@ -9,6 +9,7 @@
 //! - `commands`: one file per command, over resolved `settings` and a shared `context`.
 
 pub mod aws;
+pub mod batch;
 pub mod cli;
 pub mod commands;
 pub mod context;

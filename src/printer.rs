@@ -12,6 +12,11 @@ pub trait Report: Serialize {
     /// The data printed on stdout without `--json` (one value per line, no decoration).
     fn text(&self) -> String;
 
+    /// Printed already, as it went (a batch's job lines): nothing more on stdout.
+    fn streamed(&self) -> bool {
+        false
+    }
+
     /// The exit code once printed: 0, or 1 when the report itself is a failure (`check` errors).
     fn exit_code(&self) -> u8 {
         0
@@ -42,6 +47,9 @@ impl Printer {
 
     /// Prints `report` on stdout as text or JSON; returns its exit code.
     pub fn print(&self, report: &impl Report) -> std::io::Result<u8> {
+        if report.streamed() {
+            return Ok(report.exit_code());
+        }
         let mut stdout = std::io::stdout().lock();
         if self.json {
             serde_json::to_writer_pretty(&mut stdout, report)?;

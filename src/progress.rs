@@ -43,6 +43,19 @@ impl Progress {
     }
 }
 
+impl Progress {
+    /// A one-line status (a batch's jobs done / running / failed) kept at the bottom.
+    pub fn status_line(&self) -> ProgressBar {
+        let Some(multi) = &self.multi else {
+            return ProgressBar::hidden();
+        };
+        let bar = multi.add(ProgressBar::new_spinner());
+        bar.set_style(ProgressStyle::with_template("{spinner} {msg}").expect("static template"));
+        bar.enable_steady_tick(std::time::Duration::from_millis(200));
+        bar
+    }
+}
+
 /// Streams a file as an HTTP body, advancing a progress bar; never holds more than one chunk.
 pub struct FileBodyStream {
     file: tokio::fs::File,

@@ -5,6 +5,9 @@ use std::path::PathBuf;
 
 use crate::aws::AwsSettings;
 use crate::aws::functions::FunctionRef;
+use crate::batch::BatchSettings;
+use crate::batch::plan;
+use crate::batch::shard::Shard;
 use crate::cli::{self, Cli, Command};
 use crate::core::error::LayerError;
 use crate::core::layer_build::BuildOptions;
@@ -39,6 +42,7 @@ pub enum CommandSettings {
     Inspect(InspectSettings),
     Check(CheckSettings),
     Migrate(MigrateOptions),
+    Batch(BatchSettings),
 }
 
 #[derive(Debug)]
@@ -118,7 +122,9 @@ impl Settings {
                 },
             },
         };
+        let mut global = global;
         let command = match &cli.command {
+            Command::Batch(args) => CommandSettings::Batch(batch_settings(args, &mut global)?),
             Command::Image(args) => {
                 CommandSettings::Image(image_settings(args, global.registry.auth)?)
             }
@@ -224,6 +230,87 @@ fn image_output(args: &cli::ImageArgs) -> Result<SinkSpec, LayerError> {
         .transpose()
         .map_err(usage)?;
     Ok(SinkSpec::DockerArchive { file, tag })
+}
+
+/// Loads and checks the whole plan (a bad plan is a usage error: exit 2, before any work); its
+/// `[defaults]` global options apply where the command line did not set them.
+fn batch_settings(
+    args: &cli::BatchArgs,
+    global: &mut GlobalSettings,
+) -> Result<BatchSettings, LayerError> {
+    let plan = plan::load(&args.plan).map_err(|e| usage(e.to_string()))?;
+    apply_plan_globals(&plan.globals, global)
+        .map_err(|e| usage(format!("{}: [defaults]: {e}", args.plan.display())))?;
+    let shard = match &args.shard {
+        Some(text) => Some(Shard::parse(text).map_err(usage)?),
+        None => Shard::from_env(|k| std::env::var(k).ok(), args.shard_count).map_err(usage)?,
+    };
+    if args.jobs == Some(0) {
+        return Err(usage("-j must be at least 1"));
+    }
+    Ok(BatchSettings {
+        plan: args.plan.clone(),
+        jobs: plan.jobs,
+        concurrency: args.jobs.unwrap_or(4),
+        shard,
+        dry_run: args.dry_run,
+        fail_fast: args.fail_fast,
+    })
+}
+
+fn apply_plan_globals(
+    globals: &serde_json::Map<String, serde_json::Value>,
+    global: &mut GlobalSettings,
+) -> Result<(), String> {
+    let text = |k: &str| -> Result<Option<String>, String> {
+        match globals.get(k) {
+            None => Ok(None),
+            Some(serde_json::Value::String(s)) => Ok(Some(s.clone())),
+            Some(other) => Err(format!("`{k}` must be a string, not {other}")),
+        }
+    };
+    if global.aws.region.is_none() {
+        global.aws.region = text("region")?;
+    }
+    if global.aws.profile.is_none() {
+        global.aws.profile = text("profile")?;
+    }
+    if let Some(mode) = text("registry_auth")?
+        && global.registry.auth == AuthMode::Auto
+    {
+        global.registry.auth = match mode.as_str() {
+            "auto" => AuthMode::Auto,
+            "ecr" => AuthMode::Ecr,
+            "docker" => AuthMode::Docker,
+            "anonymous" => AuthMode::Anonymous,
+            other => {
+                return Err(format!(
+                    "registry_auth {other:?} is not auto, ecr, docker or anonymous"
+                ));
+            }
+        };
+    }
+    match globals.get("plain_http") {
+        None => {}
+        Some(serde_json::Value::String(h)) => global.registry.plain_http.push(h.clone()),
+        Some(serde_json::Value::Array(hosts)) => {
+            for h in hosts {
+                let h = h
+                    .as_str()
+                    .ok_or("`plain_http` holds host names (strings)")?;
+                global.registry.plain_http.push(h.to_string());
+            }
+        }
+        Some(other) => {
+            return Err(format!(
+                "`plain_http` must be a host or a list of hosts, not {other}"
+            ));
+        }
+    }
+    if globals.get("no_cache") == Some(&serde_json::Value::Bool(true)) {
+        global.use_cache = false;
+    }
+    Ok(())
 }
 
 fn migrate_options(args: &cli::MigrateArgs) -> Result<MigrateOptions, LayerError> {

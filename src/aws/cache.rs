@@ -50,6 +50,26 @@ impl ZipCache {
         }
     }
 
+    /// Locks the entry for `sha` against other processes (a lock file beside it), waiting for the
+    /// lock on a blocking thread; the lock is held until the returned file is dropped.
+    pub async fn lock(&self, sha: &[u8; 32]) -> std::io::Result<std::fs::File> {
+        std::fs::create_dir_all(self.dir())?;
+        let path = self
+            .dir()
+            .join(format!("{}.lock", crate::core::digest::hex(sha)));
+        tokio::task::spawn_blocking(move || {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&path)?;
+            file.lock()?;
+            Ok(file)
+        })
+        .await
+        .map_err(std::io::Error::other)?
+    }
+
     /// A temp file path inside the cache (same filesystem, so `insert` is an atomic rename).
     pub fn temp_path(&self) -> std::io::Result<tempfile::TempPath> {
         std::fs::create_dir_all(self.dir())?;

@@ -1,8 +1,10 @@
 //! Resolves layer version ARNs to verified local zips: GetLayerVersionByArn in the ARN's region, then
 //! the cache, else a verified download (re-requesting the location when a presigned URL expires).
 
+use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -67,10 +69,16 @@ pub struct FetchedLayer {
     /// The raw sha256 of the zip (Lambda's CodeSha256, decoded).
     pub sha256: [u8; 32],
     pub compatible_architectures: Vec<String>,
+    /// Bytes this fetch downloaded (0 when the cache or an earlier fetch had it).
+    pub downloaded: u64,
 }
+
+/// One fetch per source and run, shared by everyone who asks for it.
+type Inflight = tokio::sync::OnceCell<Result<(FetchedLayer, Arc<AtomicBool>), String>>;
 
 pub struct ArnFetcher {
     aws: Arc<AwsClients>,
+    inflight: Mutex<HashMap<String, Arc<Inflight>>>,
     http: reqwest::Client,
     cache: Option<ZipCache>,
     /// Where downloads go when there is no cache (`--no-cache`); lives as long as the fetcher.
@@ -88,6 +96,7 @@ impl ArnFetcher {
             .context("cannot create a temporary directory for downloads")?;
         Ok(ArnFetcher {
             aws,
+            inflight: Mutex::new(HashMap::new()),
             http,
             cache,
             scratch,
@@ -126,7 +135,34 @@ impl ArnFetcher {
         })
     }
 
+    /// Fetches `source` once per run: concurrent and later callers share the first fetch (its
+    /// bytes counted once, for the first caller to take the result).
     pub async fn fetch(&self, source: &FetchSource) -> Result<FetchedLayer> {
+        let cell = {
+            let mut inflight = self.inflight.lock().expect("no panics while locked");
+            Arc::clone(inflight.entry(source.label()).or_default())
+        };
+        let shared = cell
+            .get_or_init(|| async {
+                self.fetch_uncached(source)
+                    .await
+                    .map(|f| (f, Arc::new(AtomicBool::new(false))))
+                    .map_err(|e| format!("{e:#}"))
+            })
+            .await;
+        match shared {
+            Ok((layer, counted)) => {
+                let mut layer = layer.clone();
+                if counted.swap(true, Ordering::SeqCst) {
+                    layer.downloaded = 0;
+                }
+                Ok(layer)
+            }
+            Err(message) => Err(anyhow::anyhow!("{message}")),
+        }
+    }
+
+    async fn fetch_uncached(&self, source: &FetchSource) -> Result<FetchedLayer> {
         let what = source.label();
         let mut info = match source {
             FetchSource::FunctionCode {
@@ -141,7 +177,24 @@ impl ArnFetcher {
             && let Some(path) = cache.lookup(&sha)
         {
             info!("{what}: using cached {}", path.display());
-            return Ok(local(&what, path, &sha, &info));
+            return Ok(local(&what, path, &sha, &info, 0));
+        }
+        // Another process sharing the cache may be downloading the same zip: wait for it.
+        let _entry =
+            match &self.cache {
+                Some(cache) => Some(cache.lock(&sha).await.context(
+                    "cannot lock the layer cache entry (use --no-cache to skip the cache)",
+                )?),
+                None => None,
+            };
+        if let Some(cache) = &self.cache
+            && let Some(path) = cache.lookup(&sha)
+        {
+            info!(
+                "{what}: using cached {} (downloaded by another process)",
+                path.display()
+            );
+            return Ok(local(&what, path, &sha, &info, 0));
         }
         let mut refreshes = 0;
         loop {
@@ -169,7 +222,7 @@ impl ArnFetcher {
                             .with_context(|| format!("cannot store {what} in the cache"))?,
                         _ => tmp_path,
                     };
-                    return Ok(local(&what, path, &actual, &info));
+                    return Ok(local(&what, path, &actual, &info, info.code_size));
                 }
                 Err(DownloadError::Expired { .. }) if refreshes < LOCATION_REFRESHES => {
                     refreshes += 1;
@@ -204,11 +257,18 @@ impl ArnFetcher {
     }
 }
 
-fn local(label: &str, path: PathBuf, sha: &[u8; 32], info: &LayerVersionInfo) -> FetchedLayer {
+fn local(
+    label: &str,
+    path: PathBuf,
+    sha: &[u8; 32],
+    info: &LayerVersionInfo,
+    downloaded: u64,
+) -> FetchedLayer {
     FetchedLayer {
         label: label.to_string(),
         path,
         sha256: *sha,
         compatible_architectures: info.compatible_architectures.clone(),
+        downloaded,
     }
 }

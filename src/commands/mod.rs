@@ -1,6 +1,7 @@
 //! Commands: the command line resolved into `Settings`, one `Context` for the run, and one file
 //! per command that takes both and returns a typed report for the printer.
 
+mod batch;
 mod check;
 mod fetch;
 mod image;
@@ -27,8 +28,17 @@ pub fn run(cli: Cli) -> Result<u8> {
         CommandSettings::Inspect(s) => printer.print(&inspect::run(s, &ctx)?)?,
         CommandSettings::Check(s) => printer.print(&check::run(s, &ctx)?)?,
         CommandSettings::Migrate(s) => printer.print(&migrate::run(s, &ctx)?)?,
+        CommandSettings::Batch(s) => printer.print(&batch::run(s, &ctx)?)?,
     };
     Ok(code)
+}
+
+/// A plan's zip job: the `zip` command's work.
+pub(crate) fn zip_job(
+    settings: &crate::settings::ZipSettings,
+    ctx: &Context,
+) -> Result<zip::ZipReport> {
+    zip::run(settings, ctx)
 }
 
 /// Exit code for an error: 2 for usage errors (bad flags, malformed ARN), 1 otherwise.

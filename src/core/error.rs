@@ -67,6 +67,10 @@ pub enum LayerError {
     #[error("{0}")]
     Usage(String),
 
+    /// The failure of an earlier attempt at the same work (a conversion shared by several images).
+    #[error("{0}")]
+    Earlier(String),
+
     #[error("{what} {path}: {problem}\n  hint: {hint}")]
     Output {
         what: &'static str,

@@ -26,9 +26,10 @@ use crate::oci::image::ImageExtras;
 use crate::oci::platform::Platform;
 use crate::oci::reference::{ImageRef, ImageSpec};
 use crate::oci::sink::SinkSpec;
+use crate::pipeline::fingerprint::{INPUTS_ANNOTATION, existing_image, pin};
 use crate::pipeline::inputs::LayerRef;
 use crate::pipeline::{self, ImageRequest};
-use plan::{Function, INPUTS_ANNOTATION};
+use plan::Function;
 
 /// What the user asked of the migration.
 #[derive(Debug, Clone)]
@@ -100,6 +101,8 @@ pub struct Migration {
     pub environment_baked: bool,
     pub function_action: Option<FunctionActionReport>,
     pub manual_steps: Vec<ManualStep>,
+    pub bytes_downloaded: u64,
+    pub bytes_uploaded: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -136,11 +139,10 @@ pub fn run(ctx: &Context, options: &MigrateOptions) -> Result<Migration> {
         );
     }
     let annotations = plan::annotations(&function, &base_spec, &base.manifest_digest, baked);
-    let existing = ctx.block_on(existing_image(
-        ctx,
-        &options.target,
-        &annotations[INPUTS_ANNOTATION],
-    ))?;
+    let inputs = Digest::parse(&annotations[INPUTS_ANNOTATION]).expect("a digest we made");
+    let target = SinkSpec::Registry(options.target.clone());
+    let existing = existing_image(ctx, &target, &inputs)?;
+    let (mut downloaded, mut uploaded) = (0, 0);
     let (status, image) = match existing {
         Some(image) => {
             info!(
@@ -166,6 +168,8 @@ pub fn run(ctx: &Context, options: &MigrateOptions) -> Result<Migration> {
                 options.create_repository,
             )?;
             let outcome = pipeline::run(ctx, &request, sink)?;
+            downloaded = outcome.downloaded;
+            uploaded = crate::batch::uploaded_bytes(&outcome);
             (MigrationStatus::Pushed, Some(outcome.written.reference))
         }
     };
@@ -191,6 +195,8 @@ pub fn run(ctx: &Context, options: &MigrateOptions) -> Result<Migration> {
         environment_baked: options.bake_env,
         function_action,
         manual_steps,
+        bytes_downloaded: downloaded,
+        bytes_uploaded: uploaded,
     })
 }
 
@@ -205,24 +211,6 @@ async fn layer_versions(ctx: &Context, info: &FunctionInfo) -> Result<Vec<(Strin
         out.push((text.clone(), version.code_sha256));
     }
     Ok(out)
-}
-
-/// `REPOSITORY@DIGEST` of the target tag when it was built from these inputs.
-async fn existing_image(ctx: &Context, target: &ImageRef, inputs: &str) -> Result<Option<String>> {
-    let client = ctx.registry(target).await?;
-    let Some(tag) = &target.tag else {
-        return Ok(None);
-    };
-    let manifest = match client.get_manifest(&target.repository, tag).await {
-        Ok(m) => m,
-        Err(crate::registry::client::RegistryError::NotFound { .. }) => return Ok(None),
-        Err(e) => return Err(e.into()),
-    };
-    let doc: serde_json::Value = serde_json::from_slice(&manifest.bytes).unwrap_or_default();
-    let recorded = doc["annotations"][INPUTS_ANNOTATION]
-        .as_str()
-        .or_else(|| doc["config"]["Labels"][INPUTS_ANNOTATION].as_str());
-    Ok((recorded == Some(inputs)).then(|| format!("{}@{}", target.name(), manifest.digest)))
 }
 
 /// The pipeline request: inputs, the pinned base, Cmd, perhaps Env, annotations, checks.
@@ -271,17 +259,6 @@ fn request(
             handler_in_scanned_layers: true,
         }),
     })
-}
-
-/// The base by the digest just read, so the image is built on exactly what the annotations say.
-fn pin(spec: &ImageSpec, digest: &Digest) -> ImageSpec {
-    match spec {
-        ImageSpec::Registry(r) => ImageSpec::Registry(ImageRef {
-            digest: Some(digest.to_string()),
-            ..r.clone()
-        }),
-        local => local.clone(),
-    }
 }
 
 /// A custom runtime's inputs: the code and layers are fetched first, to find the `bootstrap` to

@@ -18,8 +18,7 @@ use crate::oci::reference::ImageSpec;
 use crate::pipeline::LayerInput;
 use crate::pipeline::inputs::LayerRef;
 
-/// The annotation holding the fingerprint of a migration's inputs.
-pub const INPUTS_ANNOTATION: &str = "dev.layerport.inputs";
+use crate::pipeline::fingerprint::INPUTS_ANNOTATION;
 
 /// What the function is, checked to be migratable.
 #[derive(Debug, Clone)]

@@ -2,7 +2,7 @@
 //! becomes one layer blob as soon as its zips are there, several groups side by side, while the
 //! other ARNs are still downloading.
 
-use std::fs::{self, File};
+use std::fs::File;
 use std::io::BufWriter;
 use std::path::Path;
 use std::sync::{Mutex, OnceLock, mpsc};
@@ -11,8 +11,10 @@ use anyhow::{Context, Result};
 use tracing::{info, warn};
 
 use super::inputs::LocalLayer;
+use super::layer_cache::{LayerCache, LayerKey};
 use crate::core::error::LayerError;
 use crate::core::layer_build::{BuildOptions, write_layer};
+use crate::core::layer_gzip::LayerDigests;
 use crate::core::layer_gzip::Source;
 use crate::core::layer_tree;
 use crate::core::layer_zip::{EntryKind, ZipLayer};
@@ -59,6 +61,13 @@ pub(super) fn choose_platform(requested: Option<Platform>, layers: &[LocalLayer]
 
 pub(super) type Built = (AddedLayer, Vec<Warning>);
 
+/// Where layer blobs go: the image's blob directory, through the run's shared conversions if any.
+#[derive(Clone, Copy)]
+pub(super) struct Destination<'a> {
+    pub blobs: &'a Path,
+    pub cache: Option<&'a LayerCache>,
+}
+
 /// Inputs that become one layer: their indices, where their contents go, and whether only one
 /// root entry of the zip is taken.
 #[derive(Debug, Clone)]
@@ -81,7 +90,7 @@ pub(super) fn build_as_ready(
     layer_count: usize,
     groups: &[Group],
     opts: &BuildOptions,
-    blobs: &Path,
+    into: Destination<'_>,
     tx: mpsc::Sender<Event>,
     events: mpsc::Receiver<Event>,
     mut on_built: impl FnMut(usize, &AddedLayer),
@@ -114,7 +123,7 @@ pub(super) fn build_as_ready(
                                 .expect("a group starts once its zips are there")
                         })
                         .collect();
-                    let result = build_one(&group, &groups[g], per_group, blobs, g);
+                    let result = build_one(&group, &groups[g], per_group, into);
                     if tx.send(Event::Built(g, result)).is_err() {
                         return;
                     }
@@ -169,9 +178,37 @@ fn build_one(
     group: &[&LocalLayer],
     spec: &Group,
     opts: &BuildOptions,
-    blobs: &Path,
-    n: usize,
+    into: Destination<'_>,
 ) -> Result<Built, LayerError> {
+    let Destination { blobs, cache } = into;
+    let opts = &BuildOptions {
+        prefix: spec.prefix.clone(),
+        ..opts.clone()
+    };
+    let (digests, warnings) = match cache {
+        Some(cache) => {
+            let zips = group.iter().map(|l| l.source.sha256_hex.clone()).collect();
+            let key = LayerKey::new(zips, spec.only.clone(), opts);
+            cache.get_or_build(key, blobs, |dir| write_blob(group, spec, opts, dir))?
+        }
+        None => write_blob(group, spec, opts, blobs)?,
+    };
+    Ok((
+        AddedLayer {
+            digests,
+            sources: group.iter().map(|l| l.source.clone()).collect(),
+        },
+        warnings,
+    ))
+}
+
+/// Converts the group's zips into one layer blob in `blobs`, named by its digest.
+fn write_blob(
+    group: &[&LocalLayer],
+    spec: &Group,
+    opts: &BuildOptions,
+    blobs: &Path,
+) -> Result<(LayerDigests, Vec<Warning>), LayerError> {
     let mut zips = Vec::with_capacity(group.len());
     let mut sources = Vec::with_capacity(group.len());
     for layer in group {
@@ -206,10 +243,6 @@ fn build_one(
             ));
         }
     }
-    let opts = &BuildOptions {
-        prefix: spec.prefix.clone(),
-        ..opts.clone()
-    };
     let mut warnings = Vec::new();
     for z in &zips {
         for w in &z.warnings {
@@ -218,20 +251,20 @@ fn build_one(
             warnings.push(w);
         }
     }
-    let tmp = blobs.join(format!("layer-{n}.partial"));
-    let file = File::create(&tmp).map_err(|e| LayerError::io(&tmp, e))?;
-    let (out, digests) = write_layer(&sources, &tree, opts, BufWriter::new(file))?;
-    out.into_inner()
-        .map_err(|e| LayerError::io(&tmp, e.into_error()))?
+    let tmp = tempfile::Builder::new()
+        .prefix("layer-")
+        .suffix(".partial")
+        .tempfile_in(blobs)
+        .map_err(|e| LayerError::io(blobs, e))?;
+    let (out, digests) = write_layer(&sources, &tree, opts, BufWriter::new(tmp))?;
+    let tmp = out
+        .into_inner()
+        .map_err(|e| LayerError::io(blobs, e.into_error()))?;
+    tmp.as_file()
         .sync_all()
-        .map_err(|e| LayerError::io(&tmp, e))?;
+        .map_err(|e| LayerError::io(tmp.path(), e))?;
     let final_path = blobs.join(digests.digest.hex());
-    fs::rename(&tmp, &final_path).map_err(|e| LayerError::io(&final_path, e))?;
-    Ok((
-        AddedLayer {
-            digests,
-            sources: group.iter().map(|l| l.source.clone()).collect(),
-        },
-        warnings,
-    ))
+    tmp.persist(&final_path)
+        .map_err(|e| LayerError::io(&final_path, e.error))?;
+    Ok((digests, warnings))
 }

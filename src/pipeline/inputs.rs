@@ -43,6 +43,8 @@ pub struct LocalLayer {
     pub source: LayerSource,
     /// From `GetLayerVersionByArn`; empty for local zips.
     pub compatible_architectures: Vec<String>,
+    /// Bytes downloaded to get it (0 for a local or cached zip).
+    pub downloaded: u64,
 }
 
 /// Checks a local zip path and computes its sha256 (streamed).
@@ -72,6 +74,7 @@ pub fn local_zip(path: &Path) -> Result<LocalLayer> {
         path: path.to_path_buf(),
         source: source_for(label, &sha),
         compatible_architectures: Vec::new(),
+        downloaded: 0,
     })
 }
 
@@ -91,6 +94,7 @@ impl LocalLayer {
             path: layer.path,
             source: source_for(label, &layer.sha256),
             compatible_architectures: layer.compatible_architectures,
+            downloaded: layer.downloaded,
         }
     }
 }

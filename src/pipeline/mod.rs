@@ -3,7 +3,9 @@
 //! conversions and uploads overlapping, the manifest written last.
 
 mod build;
+pub mod fingerprint;
 pub mod inputs;
+pub mod layer_cache;
 mod precheck;
 
 use std::sync::{Arc, mpsc};
@@ -28,7 +30,7 @@ use crate::oci::sink::{FinishedImage, ImageSink, SinkReport, SinkSpec};
 use crate::oci::source::ImageStore;
 use crate::registry::push::RegistrySink;
 use crate::registry::remote::RegistryStore;
-use build::{Event, Group, build_as_ready, choose_platform};
+use build::{Destination, Event, Group, build_as_ready, choose_platform};
 use precheck::{Prepared, check_before_push};
 
 use inputs::{LayerRef, LocalLayer};
@@ -85,6 +87,8 @@ pub struct ImageOutcome {
     pub platform: Platform,
     pub layers: Vec<BuiltLayer>,
     pub written: SinkReport,
+    /// Bytes downloaded for the inputs (each download counted once per run).
+    pub downloaded: u64,
 }
 
 /// Opens an image for reading from wherever it lives: a local layout or archive, or a registry
@@ -128,6 +132,7 @@ pub fn open_sink(
             Box::new(RegistrySink::new(
                 client,
                 target.clone(),
+                Arc::clone(ctx.pushed_blobs()),
                 ctx.handle().clone(),
             )?)
         }
@@ -212,6 +217,7 @@ pub fn run(
         platform,
         layers,
         written,
+        downloaded: inputs.iter().map(|l| l.downloaded).sum(),
     })
 }
 
@@ -235,7 +241,10 @@ fn build_layers(
         request.layers.len(),
         &groups,
         &request.build,
-        &blob_dir,
+        Destination {
+            blobs: &blob_dir,
+            cache: ctx.layer_cache(),
+        },
         tx,
         events,
         |g, layer| {

@@ -2,9 +2,10 @@
 //! from the base's store) only the missing ones with bounded concurrency, as soon as each exists,
 //! then the manifest last — so a tag never points at missing blobs.
 
+use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use tokio::runtime::Handle;
 use tracing::info;
@@ -21,6 +22,29 @@ use crate::oci::sink::{
     BlobReport, BlobStatus, FinishedImage, ImageSink, PushReport, SinkError, SinkKind, SinkReport,
 };
 use crate::oci::source::{BlobRef, ImageStore};
+
+/// Blobs this run pushed, by registry and digest, with a repository holding each: pushing one to
+/// another repository of the same registry mounts it instead of uploading it again.
+#[derive(Debug, Default)]
+pub struct PushedBlobs {
+    held: Mutex<HashMap<(String, Digest), String>>,
+}
+
+impl PushedBlobs {
+    fn record(&self, registry: &str, digest: &Digest, repository: &str) {
+        let mut held = self.held.lock().expect("no panics while locked");
+        held.entry((registry.to_string(), digest.clone()))
+            .or_insert_with(|| repository.to_string());
+    }
+
+    /// Another repository of `registry` this run pushed `digest` to.
+    fn elsewhere(&self, registry: &str, digest: &Digest, repository: &str) -> Option<String> {
+        let held = self.held.lock().expect("no panics while locked");
+        held.get(&(registry.to_string(), digest.clone()))
+            .filter(|r| r.as_str() != repository)
+            .cloned()
+    }
+}
 
 /// How many blobs move at once.
 const CONCURRENT_BLOBS: usize = 3;
@@ -70,6 +94,7 @@ pub enum PushError {
 pub struct PushTarget {
     pub target: Arc<RegistryClient>,
     pub image: ImageRef,
+    pub pushed: Arc<PushedBlobs>,
     /// Scratch space for base blobs copied from another registry or a local store.
     pub scratch: PathBuf,
 }
@@ -170,7 +195,15 @@ fn map_missing_repo(job: &PushTarget, err: PushError) -> PushError {
     err
 }
 
+/// Makes sure the target repository holds `blob`, and records where it is.
 async fn ensure_blob(job: &PushTarget, blob: &PushBlob) -> Result<BlobReport, PushError> {
+    let report = transfer_blob(job, blob).await?;
+    job.pushed
+        .record(&job.image.registry, &blob.digest, &job.image.repository);
+    Ok(report)
+}
+
+async fn transfer_blob(job: &PushTarget, blob: &PushBlob) -> Result<BlobReport, PushError> {
     let repo = &job.image.repository;
     let report = |status: BlobStatus| BlobReport {
         digest: blob.digest.clone(),
@@ -180,6 +213,18 @@ async fn ensure_blob(job: &PushTarget, blob: &PushBlob) -> Result<BlobReport, Pu
     if job.target.blob_exists(repo, &blob.digest).await? {
         info!("{}: {} already there", job.image.name(), blob.digest);
         return Ok(report(BlobStatus::Exists));
+    }
+    if let Some(from) = job
+        .pushed
+        .elsewhere(&job.image.registry, &blob.digest, repo)
+        && job
+            .target
+            .upload_blob(repo, &blob.digest, None, Some(&from))
+            .await
+            .unwrap_or(false)
+    {
+        info!("{}: mounted {} from {from}", job.image.name(), blob.digest);
+        return Ok(report(BlobStatus::Mounted));
     }
     match &blob.source {
         BlobSource::File(path) => {
@@ -252,6 +297,7 @@ impl RegistrySink {
     pub fn new(
         client: Arc<RegistryClient>,
         image: ImageRef,
+        pushed: Arc<PushedBlobs>,
         handle: Handle,
     ) -> Result<Self, LayerError> {
         let staging = Staging::in_temp()?;
@@ -260,6 +306,7 @@ impl RegistrySink {
         let target = Arc::new(PushTarget {
             target: client,
             image,
+            pushed,
             scratch: staging.path().to_path_buf(),
         });
         Ok(RegistrySink {

@@ -1,0 +1,364 @@
+//! `batch`: many image, migrate and zip jobs from one plan, in one process sharing one context —
+//! one download per layer version, one conversion per distinct layer, one login per registry,
+//! mounts instead of re-uploads — `-j` at a time, resumable without a state file (a job whose
+//! target records identical inputs is up to date), and shardable across machines by job name.
+
+pub mod plan;
+pub mod shard;
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use anyhow::Result;
+use serde::Serialize;
+use tracing::{info, warn};
+
+use crate::context::Context;
+use crate::migrate::{self, MigrationStatus};
+use crate::oci::sink::{BlobStatus, SinkSpec};
+use crate::pipeline::fingerprint::{INPUTS_ANNOTATION, existing_image, fingerprint};
+use crate::pipeline::{self, ImageOutcome};
+use crate::settings::{CommandSettings, ImageSettings};
+use plan::Job;
+use shard::Shard;
+
+/// How the plan runs.
+#[derive(Debug)]
+pub struct BatchSettings {
+    pub plan: PathBuf,
+    pub jobs: Vec<Job>,
+    /// Jobs at once.
+    pub concurrency: usize,
+    pub shard: Option<Shard>,
+    pub dry_run: bool,
+    pub fail_fast: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum JobStatus {
+    /// Written locally (an OCI layout, a docker archive, a zip).
+    Built,
+    Pushed,
+    UpToDate,
+    Failed,
+    NotInShard,
+    /// `--dry-run`: would run.
+    Planned,
+    /// `--fail-fast`: not started after an earlier job failed.
+    Skipped,
+}
+
+/// One line of the batch's output: a finished job.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobReport {
+    pub name: String,
+    pub kind: String,
+    pub status: JobStatus,
+    /// The image written (`REPO@DIGEST`, `oci:DIR:TAG`) or the zip, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+    pub bytes_downloaded: u64,
+    pub bytes_uploaded: u64,
+    pub seconds: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<JobError>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct JobError {
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+}
+
+/// The batch's summary; its lines were printed as the jobs finished.
+#[derive(Debug, Serialize)]
+pub struct BatchSummary {
+    pub jobs: usize,
+    pub failed: usize,
+}
+
+/// What a job produced when it did not fail.
+struct Done {
+    status: JobStatus,
+    output: Option<String>,
+    digest: Option<String>,
+    downloaded: u64,
+    uploaded: u64,
+}
+
+pub fn run(ctx: &Context, settings: &BatchSettings) -> Result<BatchSummary> {
+    ctx.share_conversions()?;
+    let (mine, others): (Vec<&Job>, Vec<&Job>) = settings
+        .jobs
+        .iter()
+        .partition(|j| settings.shard.is_none_or(|s| s.runs(&j.name)));
+    for job in others {
+        emit(&report(job, JobStatus::NotInShard, 0.0, None, None))?;
+    }
+    let runner = Runner::new(ctx, settings, mine.len());
+    let next = AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for _ in 0..settings.concurrency.clamp(1, mine.len().max(1)) {
+            scope.spawn(|| {
+                while let Some(job) = mine.get(next.fetch_add(1, Ordering::SeqCst)) {
+                    runner.run(job);
+                }
+            });
+        }
+    });
+    let failed = runner.failed.load(Ordering::SeqCst);
+    runner.status.finish_and_clear();
+    info!(
+        "{}: {} job(s) run, {failed} failed, {} not in this shard",
+        settings.plan.display(),
+        mine.len(),
+        settings.jobs.len() - mine.len()
+    );
+    if let Some(e) = runner
+        .output_error
+        .lock()
+        .expect("no panics while locked")
+        .take()
+    {
+        return Err(e.into());
+    }
+    Ok(BatchSummary {
+        jobs: settings.jobs.len(),
+        failed,
+    })
+}
+
+/// The jobs' shared state while they run.
+struct Runner<'a> {
+    ctx: &'a Context,
+    settings: &'a BatchSettings,
+    total: usize,
+    done: AtomicUsize,
+    failed: AtomicUsize,
+    stop: AtomicBool,
+    /// Jobs writing the same OCI layout take turns (its index.json is read, changed, written).
+    layouts: Mutex<HashMap<PathBuf, Arc<Mutex<()>>>>,
+    status: indicatif::ProgressBar,
+    output_error: Mutex<Option<std::io::Error>>,
+}
+
+impl<'a> Runner<'a> {
+    fn new(ctx: &'a Context, settings: &'a BatchSettings, total: usize) -> Self {
+        Runner {
+            ctx,
+            settings,
+            total,
+            done: AtomicUsize::new(0),
+            failed: AtomicUsize::new(0),
+            stop: AtomicBool::new(false),
+            layouts: Mutex::new(HashMap::new()),
+            status: ctx.printer().progress().status_line(),
+            output_error: Mutex::new(None),
+        }
+    }
+
+    fn run(&self, job: &Job) {
+        let started = Instant::now();
+        let line = if self.stop.load(Ordering::SeqCst) {
+            report(job, JobStatus::Skipped, 0.0, None, None)
+        } else {
+            self.status.set_message(self.progress(&job.name));
+            let outcome =
+                self.with_layout_turn(job, || run_job(self.ctx, job, self.settings.dry_run));
+            let seconds = started.elapsed().as_secs_f64();
+            match outcome {
+                Ok(done) => report(job, done.status, seconds, Some(done), None),
+                Err(e) => {
+                    self.failed.fetch_add(1, Ordering::SeqCst);
+                    if self.settings.fail_fast {
+                        self.stop.store(true, Ordering::SeqCst);
+                    }
+                    warn!("job {} failed: {e:#}", job.name);
+                    report(job, JobStatus::Failed, seconds, None, Some(&e))
+                }
+            }
+        };
+        self.done.fetch_add(1, Ordering::SeqCst);
+        self.status.set_message(self.progress(&job.name));
+        if let Err(e) = emit(&line) {
+            let _ = self
+                .output_error
+                .lock()
+                .map(|mut slot| slot.get_or_insert(e).kind());
+            self.stop.store(true, Ordering::SeqCst);
+        }
+    }
+
+    fn progress(&self, latest: &str) -> String {
+        format!(
+            "jobs {}/{} done, {} failed — {latest}",
+            self.done.load(Ordering::SeqCst),
+            self.total,
+            self.failed.load(Ordering::SeqCst)
+        )
+    }
+
+    fn with_layout_turn<T>(&self, job: &Job, work: impl FnOnce() -> T) -> T {
+        let dir = match &job.settings {
+            CommandSettings::Image(s) => match &s.output {
+                SinkSpec::OciLayout { dir, .. } => Some(dir.clone()),
+                _ => None,
+            },
+            _ => None,
+        };
+        let Some(dir) = dir else { return work() };
+        let turn = {
+            let mut layouts = self.layouts.lock().expect("no panics while locked");
+            Arc::clone(layouts.entry(dir).or_default())
+        };
+        let _mine = turn.lock().expect("no panics while locked");
+        work()
+    }
+}
+
+fn run_job(ctx: &Context, job: &Job, dry_run: bool) -> Result<Done> {
+    match &job.settings {
+        CommandSettings::Image(s) => image_job(ctx, s, dry_run),
+        CommandSettings::Migrate(options) => {
+            let options = migrate::MigrateOptions {
+                dry_run: options.dry_run || dry_run,
+                ..options.clone()
+            };
+            let m = migrate::run(ctx, &options)?;
+            let status = match m.status {
+                MigrationStatus::Planned => JobStatus::Planned,
+                MigrationStatus::UpToDate => JobStatus::UpToDate,
+                MigrationStatus::Pushed => JobStatus::Pushed,
+            };
+            let digest = m
+                .image
+                .as_deref()
+                .and_then(|i| i.rsplit_once('@'))
+                .map(|(_, d)| d.to_string());
+            Ok(Done {
+                status,
+                output: m.image,
+                digest,
+                downloaded: m.bytes_downloaded,
+                uploaded: m.bytes_uploaded,
+            })
+        }
+        CommandSettings::Zip(s) if dry_run => Ok(Done {
+            status: JobStatus::Planned,
+            output: Some(s.output.display().to_string()),
+            digest: None,
+            downloaded: 0,
+            uploaded: 0,
+        }),
+        CommandSettings::Zip(s) => {
+            let z = crate::commands::zip_job(s, ctx)?;
+            Ok(Done {
+                status: JobStatus::Built,
+                output: Some(z.zip.clone()),
+                digest: Some(format!("sha256:{}", z.sha256)),
+                downloaded: 0,
+                uploaded: 0,
+            })
+        }
+        other => anyhow::bail!("a plan cannot hold {other:?}"),
+    }
+}
+
+/// An image job: up to date when its target records the same inputs; built otherwise.
+fn image_job(ctx: &Context, settings: &ImageSettings, dry_run: bool) -> Result<Done> {
+    let (inputs, mut request) = fingerprint(ctx, &settings.request)?;
+    if let Some(existing) = existing_image(ctx, &settings.output, &inputs)? {
+        let digest = existing.rsplit_once('@').map(|(_, d)| d.to_string());
+        return Ok(Done {
+            status: JobStatus::UpToDate,
+            output: Some(existing),
+            digest,
+            downloaded: 0,
+            uploaded: 0,
+        });
+    }
+    if dry_run {
+        return Ok(Done {
+            status: JobStatus::Planned,
+            output: Some(settings.output.to_string()),
+            digest: None,
+            downloaded: 0,
+            uploaded: 0,
+        });
+    }
+    request
+        .extras
+        .annotations
+        .insert(INPUTS_ANNOTATION.into(), inputs.to_string());
+    let sink = pipeline::open_sink(ctx, &settings.output, settings.create_repository)?;
+    let outcome = pipeline::run(ctx, &request, sink)?;
+    let status = match settings.output {
+        SinkSpec::Registry(_) => JobStatus::Pushed,
+        _ => JobStatus::Built,
+    };
+    Ok(Done {
+        status,
+        output: Some(outcome.written.reference.clone()),
+        digest: Some(outcome.image.manifest_digest.to_string()),
+        downloaded: outcome.downloaded,
+        uploaded: uploaded_bytes(&outcome),
+    })
+}
+
+/// Bytes sent to the registry (uploads and copies; mounts and existing blobs send none).
+pub fn uploaded_bytes(outcome: &ImageOutcome) -> u64 {
+    outcome.written.push.as_ref().map_or(0, |p| {
+        p.blobs
+            .iter()
+            .filter(|b| matches!(b.status, BlobStatus::Uploaded | BlobStatus::Copied))
+            .map(|b| b.size)
+            .sum()
+    })
+}
+
+fn report(
+    job: &Job,
+    status: JobStatus,
+    seconds: f64,
+    done: Option<Done>,
+    error: Option<&anyhow::Error>,
+) -> JobReport {
+    let (output, digest, downloaded, uploaded) = done.map_or((None, None, 0, 0), |d| {
+        (d.output, d.digest, d.downloaded, d.uploaded)
+    });
+    JobReport {
+        name: job.name.clone(),
+        kind: job.kind.clone(),
+        status,
+        output,
+        digest,
+        bytes_downloaded: downloaded,
+        bytes_uploaded: uploaded,
+        seconds: (seconds * 1000.0).round() / 1000.0,
+        error: error.map(|e| {
+            let text = crate::commands::render_error(e);
+            let (message, hint) = match text.split_once("\n  hint: ") {
+                Some((m, h)) => (m.to_string(), Some(h.to_string())),
+                None => (text, None),
+            };
+            JobError { message, hint }
+        }),
+    }
+}
+
+/// One JSON line on stdout, as soon as the job is done.
+fn emit(line: &JobReport) -> std::io::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    serde_json::to_writer(&mut stdout, line)?;
+    writeln!(stdout)?;
+    stdout.flush()
+}
