@@ -2,8 +2,9 @@
 //! with buildah from the binary under test: it holds the binary, the libraries `ldd` says it
 //! links, CA certificates and a sticky /tmp — nothing else — and podman runs it: `--version`, an
 //! `image` conversion whose digest must equal the host binary's, and a `check` (which needs /tmp)
-//! whose report must equal the host's. Containers storage lives in the test's temporary
-//! directory (CONTAINERS_STORAGE_CONF), so nothing is left in the machine's storage.
+//! whose report must equal the host's; and a second build gives the same image. Containers storage
+//! lives in the test's temporary directory (CONTAINERS_STORAGE_CONF), so nothing is left in the
+//! machine's storage.
 
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -106,6 +107,24 @@ fn parents(path: &str) -> Vec<String> {
         .collect()
 }
 
+/// Runs `scripts/build-image.sh -t NAME -o oci:LAYOUT:shippable BINARY` and checks it succeeds.
+fn build_image(conf: &Path, name: &str, layout: &Path) {
+    let mut build = Command::new("bash");
+    build
+        .arg(script())
+        .args(["-t", name, "-o"])
+        .arg(format!("oci:{}:shippable", layout.display()))
+        .arg(bin())
+        .env("CONTAINERS_STORAGE_CONF", conf);
+    let (code, stdout, stderr) = run_cmd(&mut build);
+    assert_eq!(code, 0, "build-image.sh failed:\n{stderr}");
+    assert_eq!(
+        stdout.trim(),
+        name,
+        "stdout names the image; stderr: {stderr}"
+    );
+}
+
 #[test]
 fn the_minimal_image_runs_layerport_as_the_host_does() {
     for (tool, package) in [
@@ -123,21 +142,8 @@ fn the_minimal_image_runs_layerport_as_the_host_does() {
 
     // Assemble and export it as an OCI layout, which the checks below read.
     let started = Instant::now();
-    let mut build = Command::new("bash");
-    build
-        .arg(script())
-        .args(["-t", name, "-o"])
-        .arg(format!("oci:{}:shippable", layout.display()))
-        .arg(bin())
-        .env("CONTAINERS_STORAGE_CONF", &conf);
-    let (code, stdout, stderr) = run_cmd(&mut build);
+    build_image(&conf, name, &layout);
     let build_time = started.elapsed();
-    assert_eq!(code, 0, "build-image.sh failed:\n{stderr}");
-    assert_eq!(
-        stdout.trim(),
-        name,
-        "stdout names the image; stderr: {stderr}"
-    );
 
     // Exactly the binary, its libraries, the CA bundle and /tmp, owned by root, at time 0.
     let (descriptor, manifest) = manifest_for_tag(&layout, "shippable");
@@ -250,6 +256,15 @@ fn the_minimal_image_runs_layerport_as_the_host_does() {
     assert_eq!(without_subject(&report), without_subject(&host_report));
     assert_eq!(report["findings"][0]["id"], "no-entrypoint-or-cmd");
     let run_time = started.elapsed();
+
+    // The same binary gives the same image: same manifest, so same config and layer.
+    let again = work.path().join("again");
+    build_image(&conf, "localhost/layerport-shippable-test:again", &again);
+    let (descriptor_again, _) = manifest_for_tag(&again, "shippable");
+    assert_eq!(
+        descriptor_again["digest"], descriptor["digest"],
+        "a second build differs"
+    );
 
     println!(
         "shippable image {}: layer {uncompressed} bytes uncompressed, {compressed} compressed \
