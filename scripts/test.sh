@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh Debian/Ubuntu machine: installs the tools the tests drive
 # (a real registry, skopeo, umoci, oci-image-tool, Info-ZIP, debootstrap for the stand-in Lambda
-# base image), then formatting, clippy and every test. Run it as root: the tests that run images
-# build a root filesystem with debootstrap and chroot into it as a non-root user.
+# base image, buildah and podman for the shippable image), then formatting, clippy and every test.
+# Run it as root: the tests that run images build a root filesystem with debootstrap and chroot
+# into it as a non-root user, and podman runs the shippable image.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,6 +21,11 @@ declare -A PACKAGES=(
   [python3]=python3
   [debootstrap]=debootstrap
   [unshare]=util-linux
+  # scripts/build-image.sh assembles the shippable image (stripping the binary), podman runs it
+  [buildah]=buildah
+  [strip]=binutils
+  [podman]=podman
+  [runc]=runc
 )
 # file → Debian package that provides it (debootstrap checks bookworm's Release file with it;
 # Debian has it already, Ubuntu does not)

@@ -26,6 +26,7 @@ mod push_bearer_auth;
 mod push_ecr_auth;
 mod push_registry;
 mod roundtrip_prop;
+mod shippable_image;
 mod zip_image;
 mod zip_publish;
 mod zip_registry;
