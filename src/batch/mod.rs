@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Instant;
 
 use anyhow::Result;
@@ -105,12 +105,13 @@ pub fn run(ctx: &Context, settings: &BatchSettings) -> Result<BatchSummary> {
         emit(&report(job, JobStatus::NotInShard, 0.0, None, None))?;
     }
     let runner = Runner::new(ctx, settings, mine.len());
-    let next = AtomicUsize::new(0);
+    let schedule = Schedule::new(&settings.jobs, &mine);
     std::thread::scope(|scope| {
         for _ in 0..settings.concurrency.clamp(1, mine.len().max(1)) {
             scope.spawn(|| {
-                while let Some(job) = mine.get(next.fetch_add(1, Ordering::SeqCst)) {
-                    runner.run(job);
+                while let Some((index, blocked_by)) = schedule.next() {
+                    let ok = runner.run(&settings.jobs[index], blocked_by);
+                    schedule.finish(index, ok);
                 }
             });
         }
@@ -166,9 +167,18 @@ impl<'a> Runner<'a> {
         }
     }
 
-    fn run(&self, job: &Job) {
+    /// Runs `job` (unless stopped, or an image it reads failed) and prints its line; true when it
+    /// succeeded.
+    fn run(&self, job: &Job, blocked_by: Option<&str>) -> bool {
         let started = Instant::now();
-        let line = if self.stop.load(Ordering::SeqCst) {
+        let line = if let Some(other) = blocked_by {
+            let e = anyhow::anyhow!(
+                "not run: it reads {}, which job `{other}` did not write",
+                job.reads.join(", ")
+            );
+            self.failed.fetch_add(1, Ordering::SeqCst);
+            report(job, JobStatus::Skipped, 0.0, None, Some(&e))
+        } else if self.stop.load(Ordering::SeqCst) {
             report(job, JobStatus::Skipped, 0.0, None, None)
         } else {
             self.status.set_message(self.progress(&job.name));
@@ -189,6 +199,10 @@ impl<'a> Runner<'a> {
         };
         self.done.fetch_add(1, Ordering::SeqCst);
         self.status.set_message(self.progress(&job.name));
+        let ok = matches!(
+            line.status,
+            JobStatus::Built | JobStatus::Pushed | JobStatus::UpToDate | JobStatus::Planned
+        );
         if let Err(e) = emit(&line) {
             let _ = self
                 .output_error
@@ -196,6 +210,7 @@ impl<'a> Runner<'a> {
                 .map(|mut slot| slot.get_or_insert(e).kind());
             self.stop.store(true, Ordering::SeqCst);
         }
+        ok
     }
 
     fn progress(&self, latest: &str) -> String {
@@ -222,6 +237,80 @@ impl<'a> Runner<'a> {
         };
         let _mine = turn.lock().expect("no panics while locked");
         work()
+    }
+}
+
+/// Hands out jobs whose inputs are ready: a job that reads another job's image starts after it.
+struct Schedule<'a> {
+    jobs: &'a [Job],
+    state: Mutex<ScheduleState>,
+    wake: Condvar,
+}
+
+struct ScheduleState {
+    /// Jobs of this shard not started yet, in plan order.
+    waiting: Vec<usize>,
+    running: Vec<usize>,
+    /// Finished jobs, and whether each succeeded.
+    finished: HashMap<usize, bool>,
+}
+
+impl<'a> Schedule<'a> {
+    fn new(jobs: &'a [Job], mine: &[&Job]) -> Self {
+        let waiting = jobs
+            .iter()
+            .enumerate()
+            .filter(|(_, j)| mine.iter().any(|m| std::ptr::eq(*m, *j)))
+            .map(|(i, _)| i)
+            .collect();
+        Schedule {
+            jobs,
+            state: Mutex::new(ScheduleState {
+                waiting,
+                running: Vec::new(),
+                finished: HashMap::new(),
+            }),
+            wake: Condvar::new(),
+        }
+    }
+
+    /// The next job to run (and the job it needed that failed, if any); `None` when all started.
+    fn next(&self) -> Option<(usize, Option<&'a str>)> {
+        let mut state = self.state.lock().expect("no panics while locked");
+        loop {
+            if state.waiting.is_empty() {
+                return None;
+            }
+            let in_shard = |d: &usize| {
+                state.waiting.contains(d)
+                    || state.running.contains(d)
+                    || state.finished.contains_key(d)
+            };
+            let pick = state.waiting.iter().position(|&i| {
+                self.jobs[i]
+                    .after
+                    .iter()
+                    .all(|d| !in_shard(d) || state.finished.contains_key(d))
+            });
+            if let Some(p) = pick {
+                let index = state.waiting.remove(p);
+                state.running.push(index);
+                let failed = self.jobs[index]
+                    .after
+                    .iter()
+                    .find(|d| state.finished.get(d) == Some(&false))
+                    .map(|&d| self.jobs[d].name.as_str());
+                return Some((index, failed));
+            }
+            state = self.wake.wait(state).expect("no panics while locked");
+        }
+    }
+
+    fn finish(&self, index: usize, ok: bool) {
+        let mut state = self.state.lock().expect("no panics while locked");
+        state.running.retain(|&r| r != index);
+        state.finished.insert(index, ok);
+        self.wake.notify_all();
     }
 }
 

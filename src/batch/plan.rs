@@ -30,6 +30,10 @@ pub struct Job {
     pub settings: CommandSettings,
     /// What it writes (a registry reference, `oci:DIR:TAG`, a file): no two jobs may share it.
     pub output: String,
+    /// Images it reads (a zip's image, a base), by the same names as outputs.
+    pub reads: Vec<String>,
+    /// The jobs (by index) whose outputs it reads: it starts after them.
+    pub after: Vec<usize>,
 }
 
 /// A plan, checked whole.
@@ -245,6 +249,7 @@ fn check(source: &Source, mut doc: Map<String, Value>) -> Result<Plan, PlanError
         }
         out.push(job);
     }
+    order(source, &mut out)?;
     Ok(Plan { jobs: out, globals })
 }
 
@@ -291,9 +296,22 @@ fn resolve_job(
             return Err(source.error(at(Some(key)), format!("job `{name}`: `{key}` is a global option"), "put it in [defaults] (or on the batch command line): all jobs share one connection setup"));
         }
     }
+    let known = options_of(&kind);
+    let (pos_key, _) = positional(&kind).expect("checked");
+    if let Some(key) = fields.keys().find(|k| {
+        !matches!(k.as_str(), "name" | "kind")
+            && k.as_str() != pos_key
+            && !known.contains(&k.replace('_', "-"))
+    }) {
+        return Err(source.error(
+            at(Some(key)),
+            format!("job `{name}`: unknown field `{key}`"),
+            &format!("see `layerport {kind} --help` for its options; keys are the long options with `_` for `-`"),
+        ));
+    }
     let argv = job_argv(&kind, fields, defaults);
     let cli = Cli::try_parse_from(&argv).map_err(|e| {
-        let (message, key) = clap_message(&e);
+        let (message, key) = clap_message(&e, pos_key);
         source.error(at(key.as_deref()), format!("job `{name}`: {message}"), &format!("see `layerport {kind} --help` for its options; keys are the long options with `_` for `-`"))
     })?;
     let settings = Settings::from_cli(&cli).map_err(|e| {
@@ -304,11 +322,14 @@ fn resolve_job(
         )
     })?;
     let output = output_of(&settings.command);
+    let reads = reads_of(&settings.command);
     Ok(Job {
         name,
         kind,
         settings: settings.command,
         output,
+        reads,
+        after: Vec::new(),
     })
 }
 
@@ -375,7 +396,7 @@ fn options_of(kind: &str) -> Vec<String> {
 }
 
 /// clap's first line, with options named as plan keys, and the key it is about.
-fn clap_message(err: &clap::Error) -> (String, Option<String>) {
+fn clap_message(err: &clap::Error, positional_key: &str) -> (String, Option<String>) {
     let text = err.to_string();
     let first = text
         .lines()
@@ -398,12 +419,15 @@ fn clap_message(err: &clap::Error) -> (String, Option<String>) {
                 .lines()
                 .skip(1)
                 .map(str::trim)
-                .filter(|l| !l.is_empty() && !l.starts_with("Usage") && !l.starts_with("For more"))
+                .filter(|l| l.starts_with('-') || l.starts_with('<'))
                 .map(|l| {
-                    l.trim_start_matches("--")
-                        .replace('-', "_")
-                        .replace(['<', '>'], "")
-                        .replace("|__", " or ")
+                    l.split('|')
+                        .map(|alt| match alt.strip_prefix("--") {
+                            Some(opt) => opt.split(' ').next().unwrap_or(opt).replace('-', "_"),
+                            None => positional_key.to_string(),
+                        })
+                        .collect::<Vec<_>>()
+                        .join(" or ")
                 })
                 .collect();
             format!("missing {}", missing.join(", "))
@@ -411,6 +435,60 @@ fn clap_message(err: &clap::Error) -> (String, Option<String>) {
         _ => first.replace("--", ""),
     };
     (message, key)
+}
+
+/// Links each job to the jobs whose outputs it reads; refuses a cycle.
+fn order(source: &Source, jobs: &mut [Job]) -> Result<(), PlanError> {
+    let by_output: BTreeMap<String, usize> = jobs
+        .iter()
+        .enumerate()
+        .map(|(i, j)| (j.output.clone(), i))
+        .collect();
+    for job in jobs.iter_mut() {
+        job.after = job
+            .reads
+            .iter()
+            .filter_map(|r| by_output.get(r).copied())
+            .collect();
+    }
+    // Kahn's algorithm: what cannot be ordered is in a cycle.
+    let mut remaining: Vec<usize> = jobs.iter().map(|j| j.after.len()).collect();
+    let mut ready: Vec<usize> = (0..jobs.len()).filter(|&i| remaining[i] == 0).collect();
+    let mut ordered = 0;
+    while let Some(done) = ready.pop() {
+        ordered += 1;
+        for (i, job) in jobs.iter().enumerate() {
+            if job.after.contains(&done) {
+                remaining[i] -= 1;
+                if remaining[i] == 0 {
+                    ready.push(i);
+                }
+            }
+        }
+    }
+    if ordered < jobs.len() {
+        let stuck = remaining.iter().position(|&r| r > 0).unwrap_or(0);
+        let at = source.locate(stuck, Some(&jobs[stuck].name), None);
+        return Err(source.error(
+            at,
+            format!(
+                "job `{}` depends on itself through the outputs it reads",
+                jobs[stuck].name
+            ),
+            "break the cycle: a job cannot read an image that it (or a job after it) writes",
+        ));
+    }
+    Ok(())
+}
+
+/// What a job reads that another job may write.
+fn reads_of(settings: &CommandSettings) -> Vec<String> {
+    match settings {
+        CommandSettings::Image(s) => s.request.base.iter().map(|b| b.to_string()).collect(),
+        CommandSettings::Migrate(m) => m.base.iter().map(|b| b.to_string()).collect(),
+        CommandSettings::Zip(z) => vec![z.image.to_string()],
+        _ => Vec::new(),
+    }
 }
 
 /// What a job writes.

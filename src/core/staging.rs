@@ -32,8 +32,19 @@ impl Staging {
             }
         }
         for dir in missing.into_iter().rev() {
-            fs::create_dir(&dir).map_err(|e| LayerError::io(&dir, e))?;
-            created_parents.push(dir);
+            match fs::create_dir(&dir) {
+                Ok(()) => created_parents.push(dir),
+                // Another writer (a concurrent batch job) made it meanwhile: it is not ours to remove.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && dir.is_dir() => {}
+                Err(e) => {
+                    return Err(LayerError::Output {
+                        what: "cannot create the directory",
+                        path: dir.clone(),
+                        problem: e.to_string(),
+                        hint: "check that the destination's parent is writable",
+                    });
+                }
+            }
         }
         let dir = tempfile::Builder::new()
             .prefix(".layerport-")

@@ -200,6 +200,11 @@ impl FakeAws {
 
     /// Denies the caller a Lambda operation (its IAM action, e.g. "GetFunction"): every call of it
     /// answers 403 AccessDeniedException naming `lambda:<operation>` and the resource.
+    /// GetLayerVersionByArn of `arn` answers AccessDeniedException (no permission on that layer).
+    pub fn deny_layer(&self, arn: &str) {
+        self.shared.state().denied_layers.insert(arn.into());
+    }
+
     pub fn deny_action(&self, operation: &str) {
         self.shared.state().denied_actions.insert(operation.into());
     }

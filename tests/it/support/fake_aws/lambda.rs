@@ -88,7 +88,7 @@ pub(super) fn lambda(
                 ..
             }) => {
                 // Real Lambda answers a layer from another region as a permission problem.
-                if arn_region != region {
+                if arn_region != region || st.denied_layers.contains(arn.as_str()) {
                     Err(lambda_error(
                         403,
                         "AccessDeniedException",

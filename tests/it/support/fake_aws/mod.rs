@@ -158,6 +158,8 @@ struct State {
     pending_reads: u32,
     /// Lambda operations (= IAM actions without `lambda:`) the caller is denied.
     denied_actions: BTreeSet<String>,
+    /// Layer version ARNs whose GetLayerVersionByArn the caller is denied.
+    denied_layers: BTreeSet<String>,
     /// ImageUri (by tag) → `repo@sha256:..`, for CreateFunction / UpdateFunctionCode.
     image_digests: HashMap<String, String>,
     /// Makes every stored function version's download path unique.
