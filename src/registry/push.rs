@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use tokio::runtime::Handle;
+use tokio::sync::OnceCell;
 use tracing::info;
 
 use super::client::{RegistryClient, RegistryError};
@@ -23,26 +24,24 @@ use crate::oci::sink::{
 };
 use crate::oci::source::{BlobRef, ImageStore};
 
-/// Blobs this run pushed, by registry and digest, with a repository holding each: pushing one to
-/// another repository of the same registry mounts it instead of uploading it again.
+/// Blobs this run pushed, by registry and digest, with the repository holding each: pushing one
+/// to another repository of the same registry mounts it instead of uploading it again, and two
+/// jobs needing the same missing blob at once upload it once (the other waits, then mounts).
 #[derive(Debug, Default)]
 pub struct PushedBlobs {
-    held: Mutex<HashMap<(String, Digest), String>>,
+    held: Mutex<HashMap<(String, Digest), Holder>>,
 }
 
-impl PushedBlobs {
-    fn record(&self, registry: &str, digest: &Digest, repository: &str) {
-        let mut held = self.held.lock().expect("no panics while locked");
-        held.entry((registry.to_string(), digest.clone()))
-            .or_insert_with(|| repository.to_string());
-    }
+/// The repository a blob was pushed to, once it is there.
+type Holder = Arc<OnceCell<String>>;
 
-    /// Another repository of `registry` this run pushed `digest` to.
-    fn elsewhere(&self, registry: &str, digest: &Digest, repository: &str) -> Option<String> {
-        let held = self.held.lock().expect("no panics while locked");
-        held.get(&(registry.to_string(), digest.clone()))
-            .filter(|r| r.as_str() != repository)
-            .cloned()
+impl PushedBlobs {
+    fn cell(&self, registry: &str, digest: &Digest) -> Holder {
+        let mut held = self.held.lock().expect("no panics while locked");
+        Arc::clone(
+            held.entry((registry.to_string(), digest.clone()))
+                .or_default(),
+        )
     }
 }
 
@@ -195,37 +194,53 @@ fn map_missing_repo(job: &PushTarget, err: PushError) -> PushError {
     err
 }
 
-/// Makes sure the target repository holds `blob`, and records where it is.
+/// Makes sure the target repository holds `blob`: already there, mounted from where this run
+/// pushed it, or sent (by the first job that needs it; the others wait and mount).
 async fn ensure_blob(job: &PushTarget, blob: &PushBlob) -> Result<BlobReport, PushError> {
-    let report = transfer_blob(job, blob).await?;
-    job.pushed
-        .record(&job.image.registry, &blob.digest, &job.image.repository);
-    Ok(report)
-}
-
-async fn transfer_blob(job: &PushTarget, blob: &PushBlob) -> Result<BlobReport, PushError> {
     let repo = &job.image.repository;
     let report = |status: BlobStatus| BlobReport {
         digest: blob.digest.clone(),
         size: blob.size,
         status,
     };
+    let cell = job.pushed.cell(&job.image.registry, &blob.digest);
     if job.target.blob_exists(repo, &blob.digest).await? {
         info!("{}: {} already there", job.image.name(), blob.digest);
+        let _ = cell.set(repo.clone());
         return Ok(report(BlobStatus::Exists));
     }
-    if let Some(from) = job
-        .pushed
-        .elsewhere(&job.image.registry, &blob.digest, repo)
-        && job
-            .target
-            .upload_blob(repo, &blob.digest, None, Some(&from))
-            .await
-            .unwrap_or(false)
+    let mut sent = None;
+    let holder = cell
+        .get_or_try_init(|| async {
+            sent = Some(send_blob(job, blob).await?);
+            Ok::<_, PushError>(repo.clone())
+        })
+        .await?;
+    if let Some(status) = sent {
+        return Ok(report(status));
+    }
+    if holder == repo {
+        return Ok(report(BlobStatus::Exists));
+    }
+    if job
+        .target
+        .upload_blob(repo, &blob.digest, None, Some(holder))
+        .await
+        .unwrap_or(false)
     {
-        info!("{}: mounted {} from {from}", job.image.name(), blob.digest);
+        info!(
+            "{}: mounted {} from {holder}",
+            job.image.name(),
+            blob.digest
+        );
         return Ok(report(BlobStatus::Mounted));
     }
+    Ok(report(send_blob(job, blob).await?))
+}
+
+/// Sends a missing blob: ours from its file; a base's mounted from its repository, or copied.
+async fn send_blob(job: &PushTarget, blob: &PushBlob) -> Result<BlobStatus, PushError> {
+    let repo = &job.image.repository;
     match &blob.source {
         BlobSource::File(path) => {
             info!(
@@ -237,7 +252,7 @@ async fn transfer_blob(job: &PushTarget, blob: &PushBlob) -> Result<BlobReport, 
             job.target
                 .upload_blob(repo, &blob.digest, Some((path, blob.size)), None)
                 .await?;
-            Ok(report(BlobStatus::Uploaded))
+            Ok(BlobStatus::Uploaded)
         }
         BlobSource::Base(store, base_blob) => {
             if let Some((registry, repository)) = store.registry_repository()
@@ -253,7 +268,7 @@ async fn transfer_blob(job: &PushTarget, blob: &PushBlob) -> Result<BlobReport, 
                     job.image.name(),
                     blob.digest
                 );
-                return Ok(report(BlobStatus::Mounted));
+                return Ok(BlobStatus::Mounted);
             }
             let tmp = tempfile::Builder::new()
                 .prefix("base-blob-")
@@ -277,7 +292,7 @@ async fn transfer_blob(job: &PushTarget, blob: &PushBlob) -> Result<BlobReport, 
             job.target
                 .upload_blob(repo, &blob.digest, Some((&tmp, blob.size)), None)
                 .await?;
-            Ok(report(BlobStatus::Copied))
+            Ok(BlobStatus::Copied)
         }
     }
 }

@@ -7,6 +7,7 @@ mod support;
 
 mod arn_layers;
 mod batch_plans;
+mod batch_shared;
 mod check_image;
 mod fake_aws_functions_selftest;
 mod fake_aws_selftest;
