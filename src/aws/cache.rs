@@ -50,13 +50,13 @@ impl ZipCache {
         }
     }
 
-    /// Locks the entry for `sha` against other processes (a lock file beside it), waiting for the
-    /// lock on a blocking thread; the lock is held until the returned file is dropped.
+    /// Locks the entry for `sha` against other processes (an empty lock file under `locks/`, kept:
+    /// removing it could let two processes hold two different files), waiting for the lock on a
+    /// blocking thread; the lock is held until the returned file is dropped.
     pub async fn lock(&self, sha: &[u8; 32]) -> std::io::Result<std::fs::File> {
-        std::fs::create_dir_all(self.dir())?;
-        let path = self
-            .dir()
-            .join(format!("{}.lock", crate::core::digest::hex(sha)));
+        let locks = self.root.join("locks");
+        std::fs::create_dir_all(&locks)?;
+        let path = locks.join(format!("{}.lock", crate::core::digest::hex(sha)));
         tokio::task::spawn_blocking(move || {
             let file = std::fs::OpenOptions::new()
                 .create(true)
