@@ -18,11 +18,13 @@ use serde::Serialize;
 use tracing::{info, warn};
 
 use crate::context::Context;
+use crate::core::digest::Digest;
 use crate::migrate::{self, MigrationStatus};
+use crate::oci::canonical_json::to_canonical_bytes;
 use crate::oci::sink::{BlobStatus, SinkSpec};
 use crate::pipeline::fingerprint::{INPUTS_ANNOTATION, existing_image, fingerprint};
 use crate::pipeline::{self, ImageOutcome};
-use crate::settings::{CommandSettings, ImageSettings};
+use crate::settings::{CommandSettings, ImageSettings, ZipSettings};
 use plan::Job;
 use shard::Shard;
 
@@ -341,25 +343,62 @@ fn run_job(ctx: &Context, job: &Job, dry_run: bool) -> Result<Done> {
                 uploaded: m.bytes_uploaded,
             })
         }
-        CommandSettings::Zip(s) if dry_run => Ok(Done {
-            status: JobStatus::Planned,
-            output: Some(s.output.display().to_string()),
+        CommandSettings::Zip(s) => zip_job(ctx, s, dry_run),
+        other => anyhow::bail!("a plan cannot hold {other:?}"),
+    }
+}
+
+/// The extended attribute a batch zip job records its inputs in (no state file: the zip itself).
+const ZIP_INPUTS_XATTR: &str = "user.layerport.inputs";
+
+/// A zip job: up to date when the zip records the same image (by manifest digest) and options.
+fn zip_job(ctx: &Context, settings: &ZipSettings, dry_run: bool) -> Result<Done> {
+    let store = pipeline::open_image(ctx, &settings.image)?;
+    let image = crate::oci::resolve::resolve(store.as_ref(), settings.platform.as_ref())?;
+    let inputs = Digest::of(&to_canonical_bytes(&serde_json::json!({
+        "kind": "layerport zip 1",
+        "image": image.manifest_digest,
+        "path": settings.path,
+        "time": format!("{:?}", settings.time),
+        "publish": settings.publish.as_ref().map(|p| format!("{p:?}")),
+    })));
+    let output = settings.output.display().to_string();
+    let recorded = xattr::get(&settings.output, ZIP_INPUTS_XATTR)
+        .ok()
+        .flatten();
+    if recorded.as_deref() == Some(inputs.as_str().as_bytes()) {
+        return Ok(Done {
+            status: JobStatus::UpToDate,
+            output: Some(output),
             digest: None,
             downloaded: 0,
             uploaded: 0,
-        }),
-        CommandSettings::Zip(s) => {
-            let z = crate::commands::zip_job(s, ctx)?;
-            Ok(Done {
-                status: JobStatus::Built,
-                output: Some(z.zip.clone()),
-                digest: Some(format!("sha256:{}", z.sha256)),
-                downloaded: 0,
-                uploaded: 0,
-            })
-        }
-        other => anyhow::bail!("a plan cannot hold {other:?}"),
+        });
     }
+    if dry_run {
+        return Ok(Done {
+            status: JobStatus::Planned,
+            output: Some(output),
+            digest: None,
+            downloaded: 0,
+            uploaded: 0,
+        });
+    }
+    let z = crate::commands::zip_job(settings, ctx)?;
+    if let Err(e) = xattr::set(
+        &settings.output,
+        ZIP_INPUTS_XATTR,
+        inputs.as_str().as_bytes(),
+    ) {
+        tracing::debug!("{output}: cannot record its inputs ({e}); the next run makes it again");
+    }
+    Ok(Done {
+        status: JobStatus::Built,
+        output: Some(z.zip.clone()),
+        digest: Some(format!("sha256:{}", z.sha256)),
+        downloaded: 0,
+        uploaded: 0,
+    })
 }
 
 /// An image job: up to date when its target records the same inputs; built otherwise.

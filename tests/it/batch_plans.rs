@@ -117,6 +117,15 @@ fn json_plans_and_jobs_that_read_another_jobs_image() {
     let order: Vec<&str> = lines.iter().map(|l| l["name"].as_str().unwrap()).collect();
     assert_eq!(order, ["both", "back"]);
 
+    // A rerun finds both done: the image by its recorded inputs, the zip by the image it was made
+    // from (recorded on the zip itself), and rewrites neither.
+    let zip = dir.path().join("out/both.zip");
+    let before = fs::metadata(&zip).unwrap().modified().unwrap();
+    let (code, lines, stderr) = batch(dir.path(), "plan.json", &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(lines.iter().all(|l| l["status"] == "up-to-date"), "{lines:?}");
+    assert_eq!(fs::metadata(&zip).unwrap().modified().unwrap(), before);
+
     let bad = r#"{"job": [{"name": "x", "kind": "image", "layerz": []}]}"#;
     fs::write(dir.path().join("bad.json"), bad).unwrap();
     let (code, _, stderr) = batch(dir.path(), "bad.json", &[]);
