@@ -61,3 +61,15 @@ impl Printer {
         Ok(report.exit_code())
     }
 }
+
+/// The error and its causes, each once (our messages already include their I/O cause).
+pub fn render_error(err: &anyhow::Error) -> String {
+    let mut text = err.to_string();
+    for cause in err.chain().skip(1) {
+        let c = cause.to_string();
+        if !text.contains(&c) {
+            text.push_str(&format!("\n  caused by: {c}"));
+        }
+    }
+    text
+}

@@ -3,9 +3,6 @@
 //! mounts instead of re-uploads — `-j` at a time, resumable without a state file (a job whose
 //! target records identical inputs is up to date), and shardable across machines by job name.
 
-pub mod plan;
-pub mod shard;
-
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::PathBuf;
@@ -21,24 +18,11 @@ use crate::context::Context;
 use crate::core::digest::Digest;
 use crate::migrate::{self, MigrationStatus};
 use crate::oci::canonical_json::to_canonical_bytes;
-use crate::oci::sink::{BlobStatus, SinkSpec};
+use crate::oci::sink::SinkSpec;
+use crate::pipeline;
 use crate::pipeline::fingerprint::{INPUTS_ANNOTATION, existing_image, fingerprint};
-use crate::pipeline::{self, ImageOutcome};
-use crate::settings::{CommandSettings, ImageSettings, ZipSettings};
-use plan::Job;
-use shard::Shard;
-
-/// How the plan runs.
-#[derive(Debug)]
-pub struct BatchSettings {
-    pub plan: PathBuf,
-    pub jobs: Vec<Job>,
-    /// Jobs at once.
-    pub concurrency: usize,
-    pub shard: Option<Shard>,
-    pub dry_run: bool,
-    pub fail_fast: bool,
-}
+use crate::settings::plan::Job;
+use crate::settings::{BatchSettings, CommandSettings, ImageSettings, ZipSettings};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -384,7 +368,7 @@ fn zip_job(ctx: &Context, settings: &ZipSettings, dry_run: bool) -> Result<Done>
             uploaded: 0,
         });
     }
-    let z = crate::commands::zip_job(settings, ctx)?;
+    let z = crate::pipeline::zip::run(settings, ctx)?;
     if let Err(e) = xattr::set(
         &settings.output,
         ZIP_INPUTS_XATTR,
@@ -438,18 +422,7 @@ fn image_job(ctx: &Context, settings: &ImageSettings, dry_run: bool) -> Result<D
         output: Some(outcome.written.reference.clone()),
         digest: Some(outcome.image.manifest_digest.to_string()),
         downloaded: outcome.downloaded,
-        uploaded: uploaded_bytes(&outcome),
-    })
-}
-
-/// Bytes sent to the registry (uploads and copies; mounts and existing blobs send none).
-pub fn uploaded_bytes(outcome: &ImageOutcome) -> u64 {
-    outcome.written.push.as_ref().map_or(0, |p| {
-        p.blobs
-            .iter()
-            .filter(|b| matches!(b.status, BlobStatus::Uploaded | BlobStatus::Copied))
-            .map(|b| b.size)
-            .sum()
+        uploaded: outcome.uploaded(),
     })
 }
 
@@ -473,7 +446,7 @@ fn report(
         bytes_uploaded: uploaded,
         seconds: (seconds * 1000.0).round() / 1000.0,
         error: error.map(|e| {
-            let text = crate::commands::render_error(e);
+            let text = crate::printer::render_error(e);
             let (message, hint) = match text.split_once("\n  hint: ") {
                 Some((m, h)) => (m.to_string(), Some(h.to_string())),
                 None => (text, None),

@@ -3,9 +3,10 @@
 
 use anyhow::Result;
 
-use crate::batch::{self, BatchSettings, BatchSummary};
+use crate::batch::{self, BatchSummary};
 use crate::context::Context;
 use crate::printer::Report;
+use crate::settings::BatchSettings;
 
 pub fn run(settings: &BatchSettings, ctx: &Context) -> Result<BatchSummary> {
     batch::run(ctx, settings)

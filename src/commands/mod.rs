@@ -33,14 +33,6 @@ pub fn run(cli: Cli) -> Result<u8> {
     Ok(code)
 }
 
-/// A plan's zip job: the `zip` command's work.
-pub(crate) fn zip_job(
-    settings: &crate::settings::ZipSettings,
-    ctx: &Context,
-) -> Result<zip::ZipReport> {
-    zip::run(settings, ctx)
-}
-
 /// Exit code for an error: 2 for usage errors (bad flags, malformed ARN), 1 otherwise.
 pub fn exit_code(err: &anyhow::Error) -> u8 {
     let usage = err.chain().any(|cause| {
@@ -52,14 +44,4 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
     if usage { 2 } else { 1 }
 }
 
-/// The error and its causes, each once (our messages already include their I/O cause).
-pub fn render_error(err: &anyhow::Error) -> String {
-    let mut text = err.to_string();
-    for cause in err.chain().skip(1) {
-        let c = cause.to_string();
-        if !text.contains(&c) {
-            text.push_str(&format!("\n  caused by: {c}"));
-        }
-    }
-    text
-}
+pub use crate::printer::render_error;

@@ -169,7 +169,7 @@ pub fn run(ctx: &Context, options: &MigrateOptions) -> Result<Migration> {
             )?;
             let outcome = pipeline::run(ctx, &request, sink)?;
             downloaded = outcome.downloaded;
-            uploaded = crate::batch::uploaded_bytes(&outcome);
+            uploaded = outcome.uploaded();
             (MigrationStatus::Pushed, Some(outcome.written.reference))
         }
     };

@@ -7,6 +7,7 @@ pub mod fingerprint;
 pub mod inputs;
 pub mod layer_cache;
 mod precheck;
+pub mod zip;
 
 use std::sync::{Arc, mpsc};
 
@@ -26,7 +27,7 @@ use crate::oci::layout_sink::LayoutSink;
 use crate::oci::platform::Platform;
 use crate::oci::reference::{ImageRef, ImageSpec};
 use crate::oci::resolve::resolve;
-use crate::oci::sink::{FinishedImage, ImageSink, SinkReport, SinkSpec};
+use crate::oci::sink::{BlobStatus, FinishedImage, ImageSink, SinkReport, SinkSpec};
 use crate::oci::source::ImageStore;
 use crate::registry::push::RegistrySink;
 use crate::registry::remote::RegistryStore;
@@ -89,6 +90,19 @@ pub struct ImageOutcome {
     pub written: SinkReport,
     /// Bytes downloaded for the inputs (each download counted once per run).
     pub downloaded: u64,
+}
+
+impl ImageOutcome {
+    /// Bytes sent to the registry (uploads and copies; mounts and blobs already there send none).
+    pub fn uploaded(&self) -> u64 {
+        self.written.push.as_ref().map_or(0, |p| {
+            p.blobs
+                .iter()
+                .filter(|b| matches!(b.status, BlobStatus::Uploaded | BlobStatus::Copied))
+                .map(|b| b.size)
+                .sum()
+        })
+    }
 }
 
 /// Opens an image for reading from wherever it lives: a local layout or archive, or a registry

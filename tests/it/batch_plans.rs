@@ -123,7 +123,10 @@ fn json_plans_and_jobs_that_read_another_jobs_image() {
     let before = fs::metadata(&zip).unwrap().modified().unwrap();
     let (code, lines, stderr) = batch(dir.path(), "plan.json", &[]);
     assert_eq!(code, 0, "{stderr}");
-    assert!(lines.iter().all(|l| l["status"] == "up-to-date"), "{lines:?}");
+    assert!(
+        lines.iter().all(|l| l["status"] == "up-to-date"),
+        "{lines:?}"
+    );
     assert_eq!(fs::metadata(&zip).unwrap().modified().unwrap(), before);
 
     let bad = r#"{"job": [{"name": "x", "kind": "image", "layerz": []}]}"#;

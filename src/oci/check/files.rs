@@ -2,23 +2,13 @@
 //! then the tree read for sizes, modes the non-owner user can use, symlinks leaving the image, and
 //! the handler's file.
 
-use std::collections::BTreeMap;
 use std::io::{self, Read};
 
 use serde_json::Value;
 
 use super::handler::check_handler;
-use super::{CheckId, CheckOptions, Finding, LAMBDA_IMAGE_LIMIT, Level, finding};
+use super::{CheckId, CheckOptions, FileScan, Finding, LAMBDA_IMAGE_LIMIT, Level, finding};
 use crate::core::apply::{Applier, ApplyError, Node, NodeKind, Selection, within};
-
-/// The applied tree of the scanned layers and their uncompressed size.
-pub struct FileScan {
-    pub nodes: BTreeMap<String, Node>,
-    /// Bytes of the layers' tar streams.
-    pub uncompressed: u64,
-    /// The scanned layers are the whole image (not only the layers layerport adds).
-    pub complete: bool,
-}
 
 /// Counts what passes through.
 struct Counting<'a, R> {

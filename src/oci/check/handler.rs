@@ -4,8 +4,7 @@
 
 use serde_json::Value;
 
-use super::files::FileScan;
-use super::{CheckId, CheckOptions, Finding, Level, finding};
+use super::{CheckId, CheckOptions, FileScan, Finding, Level, finding};
 use crate::core::apply::NodeKind;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

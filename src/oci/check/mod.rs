@@ -17,9 +17,21 @@ use serde::Serialize;
 use serde_json::Value;
 
 pub use documents::{ImageFacts, IndexFacts, check_documents, index_facts};
-pub use files::{FileScan, check_files, scan_layers};
+pub use files::{check_files, scan_layers};
 
+use std::collections::BTreeMap;
+
+use crate::core::apply::Node;
 use crate::oci::platform::Platform;
+
+/// The applied tree of the scanned layers and their uncompressed size.
+pub struct FileScan {
+    pub nodes: BTreeMap<String, Node>,
+    /// Bytes of the layers' tar streams.
+    pub uncompressed: u64,
+    /// The scanned layers are the whole image (not only the layers layerport adds).
+    pub complete: bool,
+}
 
 /// Lambda's limit on an image's uncompressed size, all layers included.
 pub const LAMBDA_IMAGE_LIMIT: u64 = 10 * 1024 * 1024 * 1024;

@@ -1,13 +1,13 @@
 //! The command line resolved once into the types the commands use: every flag is checked here, so
 //! a usage error (exit 2) is found before any work, and no command below this point sees clap.
 
+pub mod plan;
+pub mod shard;
+
 use std::path::PathBuf;
 
 use crate::aws::AwsSettings;
 use crate::aws::functions::FunctionRef;
-use crate::batch::BatchSettings;
-use crate::batch::plan;
-use crate::batch::shard::Shard;
 use crate::cli::{self, Cli, Command};
 use crate::core::error::LayerError;
 use crate::core::layer_build::BuildOptions;
@@ -24,6 +24,7 @@ use crate::oci::sink::SinkSpec;
 use crate::pipeline::inputs::LayerRef;
 use crate::pipeline::{ImageRequest, LayerInput};
 use crate::registry::auth::{AuthMode, ecr_region};
+use shard::Shard;
 
 pub use crate::context::{GlobalSettings, RegistrySettings};
 
@@ -93,6 +94,18 @@ pub struct PublishSettings {
     pub description: Option<String>,
     pub license_info: Option<String>,
     pub s3_bucket: Option<String>,
+}
+
+/// How the plan runs.
+#[derive(Debug)]
+pub struct BatchSettings {
+    pub plan: PathBuf,
+    pub jobs: Vec<plan::Job>,
+    /// Jobs at once.
+    pub concurrency: usize,
+    pub shard: Option<Shard>,
+    pub dry_run: bool,
+    pub fail_fast: bool,
 }
 
 fn usage(message: impl Into<String>) -> LayerError {

@@ -10,8 +10,8 @@ use std::path::Path;
 use clap::{CommandFactory, Parser};
 use serde_json::{Map, Value};
 
+use super::{CommandSettings, Settings};
 use crate::cli::Cli;
-use crate::settings::{CommandSettings, Settings};
 
 /// Global options a plan may set in `[defaults]` (they shape the one context all jobs share).
 pub const GLOBAL_KEYS: &[&str] = &[
