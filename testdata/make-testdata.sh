@@ -140,6 +140,40 @@ printf 'endpoint: https://logs.example.com/ingest\nbatch: 100\n' > "$d/log-forwa
 chmod 0755 "$d/extensions/log-forwarder"
 izip "$OUT/good/sample/ext.zip" "$d"
 
+# good/sample/base (an OCI layout standing in for a Lambda Python base) and good/sample/plan.toml
+python3 "$HERE/make-sample-base.py" "$OUT/good/sample/base"
+cat > "$OUT/good/sample/plan.toml" <<'EOF'
+# A sample batch plan over the bundled zips (README's quick start): three images on the stand-in
+# base and a zip back from one of them, all written under out/. Paths are relative to where
+# layerport runs.
+[defaults]
+base = "oci:testdata/good/sample/base:python3.12"
+
+[[job]]
+name = "deps"
+kind = "image"
+layers = ["testdata/good/sample/deps.zip"]
+oci_layout = "out/batch:deps"
+
+[[job]]
+name = "deps-and-ext"
+kind = "image"
+layers = ["testdata/good/sample/deps.zip", "testdata/good/sample/ext.zip"]
+oci_layout = "out/batch:deps-and-ext"
+
+[[job]]
+name = "ext"
+kind = "image"
+layers = ["testdata/good/sample/ext.zip"]
+oci_layout = "out/batch:ext"
+
+[[job]]
+name = "deps-back"
+kind = "zip"
+image = "oci:out/batch:deps"
+output = "out/deps-back.zip"
+EOF
+
 # ---------------------------------------------------------------------------------------------
 # Info-ZIP made bad zips
 # ---------------------------------------------------------------------------------------------

@@ -82,7 +82,8 @@ mod tests {
     #[tokio::test]
     async fn http_errors_lose_the_query() {
         // Port 1 on loopback refuses the connection; reqwest names the full URL in its message.
-        let err = reqwest::Client::new()
+        let err = crate::net::http_client(std::time::Duration::from_secs(5))
+            .unwrap()
             .get("http://127.0.0.1:1/snap?X-Amz-Signature=SECRETSIG")
             .send()
             .await

@@ -19,6 +19,7 @@ use super::challenge::{AuthState, scope};
 use super::errors::{ErrorBody, ErrorCode};
 use super::transport::{Body, Req, Transport, error_body, read_capped};
 use crate::core::digest::Digest;
+use crate::net::NetworkCause;
 use crate::net::retry::RetryPolicy;
 use crate::oci::source::MAX_DOCUMENT_BYTES;
 use crate::progress::Progress;
@@ -398,7 +399,8 @@ impl RegistryClient {
             match self.download_once(repository, digest, size, dest).await {
                 Err(
                     e @ RegistryError::Network {
-                        permanent: false, ..
+                        cause: NetworkCause::Transient,
+                        ..
                     },
                 ) if attempt < self.transport.policy.attempts => {
                     self.transport
@@ -483,7 +485,7 @@ impl RegistryClient {
 /// (`BLOB_UPLOAD_UNKNOWN`). Any other 404 (an unknown repository) would only fail again.
 fn is_transient(err: &RegistryError) -> bool {
     match err {
-        RegistryError::Network { permanent, .. } => !permanent,
+        RegistryError::Network { cause, .. } => !cause.is_permanent(),
         RegistryError::Status { status, body, .. } => {
             *status == 429
                 || *status >= 500

@@ -5,6 +5,8 @@
 
 use serde::Deserialize;
 
+use crate::net::NetworkCause;
+
 /// The error codes of the OCI distribution spec, and ECR's immutable-tag code.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ErrorCode {
@@ -157,15 +159,14 @@ pub enum RegistryError {
     #[error(
         "{registry}: {operation} failed{}: {detail}\n  hint: {}",
         attempts_text(*attempts),
-        if *permanent { "check the registry host name (a local image needs oci:DIR or docker-archive:FILE)" } else { "check that the registry is reachable (use --plain-http HOST for a registry without TLS)" }
+        network_hint(*cause)
     )]
     Network {
         registry: String,
         operation: String,
         attempts: u32,
         detail: String,
-        /// The host name does not resolve: retrying cannot help.
-        permanent: bool,
+        cause: NetworkCause,
     },
     #[error(
         "{registry}/{repository}: blob {digest} does not match its digest ({detail})\n  hint: the registry or something between us returned other content; retry"
@@ -194,6 +195,20 @@ pub enum RegistryError {
 
 pub type Result<T, E = RegistryError> = std::result::Result<T, E>;
 
+fn network_hint(cause: NetworkCause) -> &'static str {
+    match cause {
+        NetworkCause::UnknownHost => {
+            "check the registry host name (a local image needs oci:DIR or docker-archive:FILE)"
+        }
+        NetworkCause::Certificate => {
+            "the registry's TLS certificate is not trusted: add its CA to the system's certificates (or point SSL_CERT_FILE at a bundle that has it); --plain-http HOST is for registries without TLS"
+        }
+        NetworkCause::Transient => {
+            "check that the registry is reachable (use --plain-http HOST for a registry without TLS)"
+        }
+    }
+}
+
 fn attempts_text(attempts: u32) -> String {
     if attempts > 1 {
         format!(" after {attempts} attempts")
@@ -202,7 +217,7 @@ fn attempts_text(attempts: u32) -> String {
     }
 }
 
-/// A network failure on `operation`: retrying cannot help when the host name does not resolve.
+/// A network failure on `operation` (retrying cannot help when its cause is permanent).
 pub fn network_error(
     registry: &str,
     operation: impl Into<String>,
@@ -213,7 +228,7 @@ pub fn network_error(
         operation: operation.into(),
         attempts: 1,
         detail: crate::net::redact::http_error(err),
-        permanent: crate::net::is_unknown_host(err),
+        cause: NetworkCause::of(err),
     }
 }
 

@@ -11,6 +11,7 @@ use tracing::{debug, warn};
 
 use super::challenge::{AuthState, TokenService, scope};
 use super::errors::{ErrorBody, RegistryError, Result, network_error};
+use crate::net::NetworkCause;
 use crate::net::redact::{http_error, url_for_log};
 use crate::net::retry::RetryPolicy;
 use crate::progress::FileBodyStream;
@@ -143,13 +144,13 @@ impl Transport {
             debug!("{method} {}", url_for_log(url));
             let response = match req.send().await {
                 Ok(r) => r,
-                Err(e) if crate::net::is_unknown_host(&e) => {
+                Err(e) if NetworkCause::of(&e).is_permanent() => {
                     return Err(RegistryError::Network {
                         registry: self.registry.clone(),
                         operation: operation.to_string(),
                         attempts: attempt,
                         detail: http_error(&e),
-                        permanent: true,
+                        cause: NetworkCause::of(&e),
                     });
                 }
                 Err(e) => {
@@ -198,7 +199,7 @@ impl Transport {
             operation: operation.to_string(),
             attempts,
             detail: last,
-            permanent: false,
+            cause: NetworkCause::Transient,
         })
     }
 

@@ -65,7 +65,8 @@ async fn lambda(fake: &FakeAws) -> aws_sdk_lambda::Client {
 }
 
 async fn download(url: &str) -> reqwest::Result<bytes::Bytes> {
-    reqwest::Client::new()
+    layerport::net::http_client(Duration::from_secs(30))
+        .unwrap()
         .get(url)
         .timeout(Duration::from_secs(30))
         .send()

@@ -48,10 +48,7 @@ async fn lambda(fake: &FakeAws) -> aws_sdk_lambda::Client {
 }
 
 fn http() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap()
+    layerport::net::http_client(Duration::from_secs(30)).unwrap()
 }
 
 #[tokio::test]

@@ -27,6 +27,7 @@ mod pipeline_overlap;
 mod push_bearer_auth;
 mod push_ecr_auth;
 mod push_registry;
+mod readme;
 mod roundtrip_prop;
 mod shippable_image;
 mod zip_image;
