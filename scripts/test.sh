@@ -26,6 +26,8 @@ declare -A PACKAGES=(
   [strip]=binutils
   [podman]=podman
   [runc]=runc
+  # tests/it/registry_tls.rs makes a CA and a server certificate
+  [openssl]=openssl
 )
 # file → Debian package that provides it (debootstrap checks bookworm's Release file with it;
 # Debian has it already, Ubuntu does not)

@@ -28,6 +28,7 @@ mod push_bearer_auth;
 mod push_ecr_auth;
 mod push_registry;
 mod readme;
+mod registry_tls;
 mod roundtrip_prop;
 mod shippable_image;
 mod zip_image;
