@@ -11,6 +11,15 @@ First it checks that the spliced and the recompressed blobs decompress to the sa
 checks that `layerport image` wrote the same blob again, and at the end the zip of the recompressed
 image must equal the zip of the spliced one.
 
+  batch    40 image jobs (two layers each) over 10 distinct copies of the layer, fetched by ARN and
+           pushed to a local docker-registry: cold (empty cache and registry) and warm (nothing changed,
+           which must download and upload nothing and report every job up to date), against the 10
+           layers converted and pushed by 10 separate `layerport image` runs
+  migrate  a function with three copies of the layer migrated onto the stand-in base
+           (testdata/good/sample/base) and pushed, against `layerport image` of the same layers and base
+The last two run against a Lambda stand-in on loopback (scripts/bench_fleet.py): AWS is not reached.
+Name the cases to run (`python3 scripts/bench.py batch migrate`); all three by default.
+
 The requirement is about a numpy+pandas+requests layer (about 110 MB unzipped, 30 MB zipped), so that
 is the layer: the real wheels (CPython 3.12, manylinux x86_64, with dependencies) unpacked into python/
 when PyPI answers (cached in ~/.cache/layerport-bench/). Otherwise, or with LAYER=synthetic or a SIZE_MB
@@ -35,6 +44,8 @@ import sys
 import tempfile
 import time
 import zipfile
+
+import bench_fleet
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SIZE_MB = int(os.environ.get("SIZE_MB", "110"))
@@ -159,12 +170,12 @@ def synth_tree(dest: str) -> None:
             f.write(plan[kind][3](size))
 
 
-def run(cmd: str, cwd: str) -> tuple[float, int]:
+def run(cmd: str, cwd: str, env: dict | None = None) -> tuple[float, int]:
     """Wall seconds and peak RSS (KiB) of a shell command, the largest of its processes. GNU time measures
     it: a child forked from this Python process would carry Python's own resident size into its high-water mark."""
     with tempfile.NamedTemporaryFile("r") as rss_file:
         start = time.perf_counter()
-        status = subprocess.call(["/usr/bin/time", "-f", "%M", "-o", rss_file.name, "bash", "-c", cmd], cwd=cwd)
+        status = subprocess.call(["/usr/bin/time", "-f", "%M", "-o", rss_file.name, "bash", "-c", cmd], cwd=cwd, env=env)
         elapsed = time.perf_counter() - start
         if status != 0:
             sys.exit(f"benchmark command failed ({status}): {cmd}")
@@ -193,7 +204,40 @@ def cpu_model() -> str:
         return next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "unknown CPU")
 
 
+def make_layer(work: str) -> tuple[str, str, int, int, int]:
+    """The benchmark layer zip in WORK: (path, where it came from, unzipped bytes, files, zip bytes)."""
+    tree = os.path.join(work, "tree")
+    wheels = fetch_wheels() if LAYER == "wheels" or (LAYER == "auto" and SIZE_MB == 110) else []
+    if wheels:
+        unpack_wheels(wheels, tree)
+        top = [f"{n[0]} {n[1]}" for n in (os.path.basename(w).split("-") for w in wheels) if n[0] in ("numpy", "pandas", "requests")]
+        source = f"PyPI wheels ({', '.join(top)} + {len(wheels) - len(top)} dependencies)"
+    elif LAYER == "wheels":
+        sys.exit("LAYER=wheels: could not download the wheels from PyPI")
+    else:
+        synth_tree(tree)
+        source = "synthetic (seeded)"
+    files = unzipped = 0
+    for dirpath, dirnames, filenames in os.walk(tree):
+        files += len(filenames)
+        unzipped += sum(os.path.getsize(os.path.join(dirpath, f)) for f in filenames)
+        for x in dirnames + filenames:
+            os.utime(os.path.join(dirpath, x), (EPOCH, EPOCH))
+    # zip -r -X, given the entries in sorted order so that the zip does not depend on directory order
+    subprocess.run("find . -mindepth 1 | LC_ALL=C sort | zip -q -X -@ ../layer.zip", shell=True, cwd=tree, check=True)
+    shutil.rmtree(tree)
+    path = os.path.join(work, "layer.zip")
+    return path, source, unzipped, files, os.path.getsize(path)
+
+
+CASES = ("image", "batch", "migrate")
+
+
 def main() -> None:
+    chosen = sys.argv[1:] or list(CASES)
+    unknown = [c for c in chosen if c not in CASES]
+    if unknown:
+        sys.exit(f"unknown case {', '.join(unknown)}: the cases are {', '.join(CASES)}")
     binary = os.path.join(ROOT, "target", "release", "layerport")
     subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
     for tool, package in (("zip", "zip"), ("unzip", "unzip"), ("tar", "tar"), ("gzip", "gzip"), ("pigz", "pigz"), ("/usr/bin/time", "time")):
@@ -201,91 +245,80 @@ def main() -> None:
             sys.exit(f"{tool} not found: install it with apt-get install {package}")
     work = tempfile.mkdtemp(prefix="layerport-bench-")
     try:
-        tree = os.path.join(work, "tree")
-        wheels = fetch_wheels() if LAYER == "wheels" or (LAYER == "auto" and SIZE_MB == 110) else []
-        if wheels:
-            unpack_wheels(wheels, tree)
-            top = [f"{n[0]} {n[1]}" for n in (os.path.basename(w).split("-") for w in wheels) if n[0] in ("numpy", "pandas", "requests")]
-            source = f"PyPI wheels ({', '.join(top)} + {len(wheels) - len(top)} dependencies)"
-        elif LAYER == "wheels":
-            sys.exit("LAYER=wheels: could not download the wheels from PyPI")
-        else:
-            synth_tree(tree)
-            source = "synthetic (seeded)"
-        files = unzipped = 0
-        for dirpath, dirnames, filenames in os.walk(tree):
-            files += len(filenames)
-            unzipped += sum(os.path.getsize(os.path.join(dirpath, f)) for f in filenames)
-            for x in dirnames + filenames:
-                os.utime(os.path.join(dirpath, x), (EPOCH, EPOCH))
-        # zip -r -X, given the entries in sorted order so that the zip does not depend on directory order
-        subprocess.run("find . -mindepth 1 | LC_ALL=C sort | zip -q -X -@ ../layer.zip", shell=True, cwd=tree, check=True)
-        zip_size = os.path.getsize(os.path.join(work, "layer.zip"))
-        shutil.rmtree(tree)
-
-        lp = f"{binary} -q"
-        cases = {  # name: (untimed preparation, timed command, output file or OCI layout)
-            "layerport image": ("rm -rf out", f"{lp} image layer.zip --oci-layout out:bench >/dev/null", "out"),
-            "layerport image --recompress": ("rm -rf out2", f"{lp} image layer.zip --recompress --oci-layout out2:bench >/dev/null", "out2"),
-            "unzip+tar+gzip -6": ("rm -rf x l.tgz && mkdir -p x/opt", "unzip -q layer.zip -d x/opt && tar -C x -cf - opt | gzip -6 > l.tgz", "l.tgz"),
-            "unzip+tar+pigz -6": ("rm -rf x l2.tgz && mkdir -p x/opt", "unzip -q layer.zip -d x/opt && tar -C x -cf - opt | pigz -6 > l2.tgz", "l2.tgz"),
-            # The pipelines' parts alone, the tree unzipped beforehand (untimed) for the last two.
-            "unzip alone": ("rm -rf x && mkdir -p x/opt", "unzip -q layer.zip -d x/opt", None),
-            "tar+gzip -6 alone": ("rm -rf x l3.tgz && mkdir -p x/opt && unzip -q layer.zip -d x/opt", "tar -C x -cf - opt | gzip -6 > l3.tgz", "l3.tgz"),
-            "tar+pigz -6 alone": ("rm -rf x l4.tgz && mkdir -p x/opt && unzip -q layer.zip -d x/opt", "tar -C x -cf - opt | pigz -6 > l4.tgz", "l4.tgz"),
-            "layerport zip --threads 1": ("rm -f back1.zip", f"{lp} zip oci:out:bench -o back1.zip --threads 1 >/dev/null", "back1.zip"),
-            "layerport zip --threads 2": ("rm -f back2.zip", f"{lp} zip oci:out:bench -o back2.zip --threads 2 >/dev/null", "back2.zip"),
-        }
-
-        def path(name: str) -> str:
-            output = os.path.join(work, cases[name][2])
-            return layer_blob(output) if name.startswith("layerport image") else output
-
-        def timed(name: str) -> tuple[float, int]:
-            subprocess.run(cases[name][0], shell=True, cwd=work, check=True)
-            return run(cases[name][1], work)
-
-        # Correctness first (doubling as a warm-up): both image modes must carry the very same tar.
-        for name in (n for n in cases if n.startswith("layerport")):
-            timed(name)
-        spliced, recompressed = tar_sha256(path("layerport image")), tar_sha256(path("layerport image --recompress"))
-        if spliced != recompressed:
-            sys.exit(f"FAIL: the spliced and the recompressed layers hold different tars ({spliced} != {recompressed})")
-
-        first_blob = layer_blob(os.path.join(work, "out"))
-        times, rss = {name: [] for name in cases}, dict.fromkeys(cases, 0)
-        for _ in range(RUNS):  # rounds, so that any drift of the machine hits every case alike
-            for name in cases:
-                t, r = timed(name)
-                times[name].append(t)
-                rss[name] = max(rss[name], r * 1024 / 1e6)
-            if not filecmp.cmp(path("layerport zip --threads 1"), path("layerport zip --threads 2"), shallow=False):
-                sys.exit("FAIL: layerport zip wrote different zips with --threads 1 and --threads 2")
-            if layer_blob(os.path.join(work, "out")) != first_blob:
-                sys.exit("FAIL: layerport image wrote a different layer blob in another round")
-        # The recompressed layer holds the same tar, so it must give the very same zip.
-        run(f"{lp} zip oci:out2:bench -o back3.zip >/dev/null", work)
-        if not filecmp.cmp(path("layerport zip --threads 1"), os.path.join(work, "back3.zip"), shallow=False):
-            sys.exit("FAIL: the zips of the spliced and of the recompressed image differ")
-        med = {name: statistics.median(t) for name, t in times.items()}
-        size = {name: os.path.getsize(path(name)) for name in cases if cases[name][2]}
-        base = med["layerport image"]
+        layer_zip, source, unzipped, files, zip_size = make_layer(work)
         print(f"machine: {cpu_model()}, {os.cpu_count()} cores")
         print(f"layer: {unzipped / 1e6:.1f} MB unzipped, {zip_size / 1e6:.1f} MB zip ({unzipped / zip_size:.2f}x), "
               f"{files} files, {source}; median of {RUNS} runs")
-        print(f"{'case':30} {'median s':>9} {'vs image':>9} {'output MB':>10} {'out/zip':>8} {'peak RSS MB':>12}")
-        for name in cases:
-            out = f"{size[name] / 1e6:10.1f} {size[name] / zip_size:8.3f}" if name in size else f"{'-':>10} {'-':>8}"
-            print(f"{name:30} {med[name]:9.2f} {med[name] / base:8.2f}x {out} {rss[name]:12.1f}")
-        print(f"gzip pipeline / layerport image = {med['unzip+tar+gzip -6'] / base:.2f}x (target >= 8)")
-        print(f"pigz pipeline / layerport image = {med['unzip+tar+pigz -6'] / base:.2f}x (target >= 4)")
-        print(f"tar+gzip -6 alone / layerport image = {med['tar+gzip -6 alone'] / base:.2f}x, "
-              f"tar+pigz -6 alone / layerport image = {med['tar+pigz -6 alone'] / base:.2f}x")
-        print(f"layer / zip = {size['layerport image'] / zip_size:.3f} (target <= 1.02)")
-        print(f"peak RSS layerport image = {rss['layerport image']:.0f} MB (target < 100)")
-        print(f"zip --threads 1 / --threads 2 = {med['layerport zip --threads 1'] / med['layerport zip --threads 2']:.2f}x (target >= 1.8)")
+        if "image" in chosen:
+            bench_image(binary, work, zip_size)
+        if "batch" in chosen:
+            print("\n".join(bench_fleet.bench_batch(run, binary, work, layer_zip, RUNS)))
+        if "migrate" in chosen:
+            print("\n".join(bench_fleet.bench_migrate(run, binary, work, layer_zip, RUNS, ROOT)))
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def bench_image(binary: str, work: str, zip_size: int) -> None:
+    """layerport image and zip against the shell pipelines, on layer.zip in WORK."""
+    lp = f"{binary} -q"
+    cases = {  # name: (untimed preparation, timed command, output file or OCI layout)
+        "layerport image": ("rm -rf out", f"{lp} image layer.zip --oci-layout out:bench >/dev/null", "out"),
+        "layerport image --recompress": ("rm -rf out2", f"{lp} image layer.zip --recompress --oci-layout out2:bench >/dev/null", "out2"),
+        "unzip+tar+gzip -6": ("rm -rf x l.tgz && mkdir -p x/opt", "unzip -q layer.zip -d x/opt && tar -C x -cf - opt | gzip -6 > l.tgz", "l.tgz"),
+        "unzip+tar+pigz -6": ("rm -rf x l2.tgz && mkdir -p x/opt", "unzip -q layer.zip -d x/opt && tar -C x -cf - opt | pigz -6 > l2.tgz", "l2.tgz"),
+        # The pipelines' parts alone, the tree unzipped beforehand (untimed) for the last two.
+        "unzip alone": ("rm -rf x && mkdir -p x/opt", "unzip -q layer.zip -d x/opt", None),
+        "tar+gzip -6 alone": ("rm -rf x l3.tgz && mkdir -p x/opt && unzip -q layer.zip -d x/opt", "tar -C x -cf - opt | gzip -6 > l3.tgz", "l3.tgz"),
+        "tar+pigz -6 alone": ("rm -rf x l4.tgz && mkdir -p x/opt && unzip -q layer.zip -d x/opt", "tar -C x -cf - opt | pigz -6 > l4.tgz", "l4.tgz"),
+        "layerport zip --threads 1": ("rm -f back1.zip", f"{lp} zip oci:out:bench -o back1.zip --threads 1 >/dev/null", "back1.zip"),
+        "layerport zip --threads 2": ("rm -f back2.zip", f"{lp} zip oci:out:bench -o back2.zip --threads 2 >/dev/null", "back2.zip"),
+    }
+
+    def path(name: str) -> str:
+        output = os.path.join(work, cases[name][2])
+        return layer_blob(output) if name.startswith("layerport image") else output
+
+    def timed(name: str) -> tuple[float, int]:
+        subprocess.run(cases[name][0], shell=True, cwd=work, check=True)
+        return run(cases[name][1], work)
+
+    # Correctness first (doubling as a warm-up): both image modes must carry the very same tar.
+    for name in (n for n in cases if n.startswith("layerport")):
+        timed(name)
+    spliced, recompressed = tar_sha256(path("layerport image")), tar_sha256(path("layerport image --recompress"))
+    if spliced != recompressed:
+        sys.exit(f"FAIL: the spliced and the recompressed layers hold different tars ({spliced} != {recompressed})")
+
+    first_blob = layer_blob(os.path.join(work, "out"))
+    times, rss = {name: [] for name in cases}, dict.fromkeys(cases, 0)
+    for _ in range(RUNS):  # rounds, so that any drift of the machine hits every case alike
+        for name in cases:
+            t, r = timed(name)
+            times[name].append(t)
+            rss[name] = max(rss[name], r * 1024 / 1e6)
+        if not filecmp.cmp(path("layerport zip --threads 1"), path("layerport zip --threads 2"), shallow=False):
+            sys.exit("FAIL: layerport zip wrote different zips with --threads 1 and --threads 2")
+        if layer_blob(os.path.join(work, "out")) != first_blob:
+            sys.exit("FAIL: layerport image wrote a different layer blob in another round")
+    # The recompressed layer holds the same tar, so it must give the very same zip.
+    run(f"{lp} zip oci:out2:bench -o back3.zip >/dev/null", work)
+    if not filecmp.cmp(path("layerport zip --threads 1"), os.path.join(work, "back3.zip"), shallow=False):
+        sys.exit("FAIL: the zips of the spliced and of the recompressed image differ")
+    med = {name: statistics.median(t) for name, t in times.items()}
+    size = {name: os.path.getsize(path(name)) for name in cases if cases[name][2]}
+    base = med["layerport image"]
+    print(f"{'case':30} {'median s':>9} {'vs image':>9} {'output MB':>10} {'out/zip':>8} {'peak RSS MB':>12}")
+    for name in cases:
+        out = f"{size[name] / 1e6:10.1f} {size[name] / zip_size:8.3f}" if name in size else f"{'-':>10} {'-':>8}"
+        print(f"{name:30} {med[name]:9.2f} {med[name] / base:8.2f}x {out} {rss[name]:12.1f}")
+    print(f"gzip pipeline / layerport image = {med['unzip+tar+gzip -6'] / base:.2f}x (target >= 8)")
+    print(f"pigz pipeline / layerport image = {med['unzip+tar+pigz -6'] / base:.2f}x (target >= 4)")
+    print(f"tar+gzip -6 alone / layerport image = {med['tar+gzip -6 alone'] / base:.2f}x, "
+          f"tar+pigz -6 alone / layerport image = {med['tar+pigz -6 alone'] / base:.2f}x")
+    print(f"layer / zip = {size['layerport image'] / zip_size:.3f} (target <= 1.02)")
+    print(f"peak RSS layerport image = {rss['layerport image']:.0f} MB (target < 100)")
+    print(f"zip --threads 1 / --threads 2 = {med['layerport zip --threads 1'] / med['layerport zip --threads 2']:.2f}x (target >= 1.8)")
 
 
 if __name__ == "__main__":

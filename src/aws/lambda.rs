@@ -66,6 +66,20 @@ pub enum LayerVersionError {
 }
 
 impl AwsClients {
+    /// The layer version's CodeSha256: asked of Lambda once per run (`GetLayerVersionByArn`).
+    pub async fn layer_code_sha256(&self, arn: &LayerArn) -> Result<String, LayerVersionError> {
+        let known = self
+            .layer_sha256
+            .lock()
+            .expect("no panics while locked")
+            .get(&arn.to_string())
+            .cloned();
+        match known {
+            Some(sha) => Ok(sha),
+            None => Ok(self.get_layer_version(arn).await?.code_sha256),
+        }
+    }
+
     /// `GetLayerVersionByArn`, in the ARN's own region.
     pub async fn get_layer_version(
         &self,
@@ -89,6 +103,10 @@ impl AwsClients {
         let (Some(location), Some(sha)) = (content.location(), content.code_sha256()) else {
             return Err(incomplete("Content.Location or CodeSha256"));
         };
+        self.layer_sha256
+            .lock()
+            .expect("no panics while locked")
+            .insert(text.clone(), sha.to_string());
         Ok(LayerVersionInfo {
             location: location.to_string(),
             code_sha256: sha.to_string(),

@@ -35,6 +35,8 @@ pub struct AwsClients {
     lambda: Mutex<HashMap<String, aws_sdk_lambda::Client>>,
     ecr: Mutex<HashMap<String, aws_sdk_ecr::Client>>,
     s3: Mutex<HashMap<String, aws_sdk_s3::Client>>,
+    /// CodeSha256 by layer version ARN: a layer version never changes, so one run asks once.
+    layer_sha256: Mutex<HashMap<String, String>>,
 }
 
 impl AwsClients {
@@ -45,6 +47,7 @@ impl AwsClients {
             lambda: Mutex::new(HashMap::new()),
             ecr: Mutex::new(HashMap::new()),
             s3: Mutex::new(HashMap::new()),
+            layer_sha256: Mutex::new(HashMap::new()),
         }
     }
 

@@ -1,19 +1,13 @@
-//! Reads an image for `layerport zip` from wherever it lives, behind one small trait (`ImageStore`),
-//! and resolves it to one platform's layers, with every blob checked against its digest as it streams.
+//! Reads an image from wherever it lives, behind one small trait (`ImageStore`), and resolves it to
+//! one platform's layers, with every blob checked against its digest as it streams.
 //!
-//! Stores: an OCI image layout directory (`oci:DIR[:TAG]`) and a `docker save` archive
-//! (`docker-archive:FILE[:NAME]`). A registry store plugs in by implementing `ImageStore`:
-//! - `root()`: `GET /v2/<repo>/manifests/<tag or digest>` with the usual `Accept` list; return the body
-//!   and its `Content-Type` (checked against the digest when the reference is a digest);
-//! - `manifest(blob)`: `GET /v2/<repo>/manifests/<blob.digest>`, checked with [`check_document`];
-//! - `open_blob(blob)`: `GET /v2/<repo>/blobs/<blob.digest>`, streamed (e.g. from a download to a temp
-//!   file, or a channel fed by the async client), wrapped in [`VerifyingReader::blob`] unless the
-//!   bytes were already verified on their way to disk.
+//! Stores: an OCI image layout directory (`oci:DIR[:TAG]`, `oci::layout`), a `docker save` archive
+//! (`docker-archive:FILE[:NAME]`, `oci::archive`) and a registry (`registry::remote::RegistryStore`).
+//! `pipeline::open_image` picks one for an `ImageSpec`; every reader of images (zip, check, inspect,
+//! `--base`) goes through it.
 //!
-//! The trait is synchronous like the rest of the core: an async client bridges with
-//! `runtime.block_on(...)` (the zip command calls stores from plain threads, never inside a runtime).
-//! The plug-in point is `open_store` in `commands/zip.rs`: local specs go to [`open_local`],
-//! registry references to `registry::store::RegistryStore`.
+//! The trait is synchronous like the rest of the core: the registry store bridges to its async
+//! client with `Handle::block_on`, so stores are called from plain threads, never inside a runtime.
 //!
 //! Everything above the trait (platform choice, config, layer order, decompression, diff_id checks)
 //! is shared by all stores, so the same image gives the same layers — and the same zip — from any of them.

@@ -67,7 +67,7 @@ fn code_sha256(ctx: &Context, source: &LayerRef) -> Result<String> {
         }
         LayerRef::Fetched(f) => crate::core::digest::hex(&f.sha256),
         LayerRef::Remote(FetchSource::Layer(arn)) => {
-            ctx.block_on(ctx.aws().get_layer_version(arn))?.code_sha256
+            ctx.block_on(ctx.aws().layer_code_sha256(arn))?
         }
         LayerRef::Remote(FetchSource::FunctionCode {
             first: Some(info), ..

@@ -211,6 +211,7 @@ pub fn run(
             blob_dir: sink.blob_dir(),
             platform: &platform,
             has_base: base.is_some(),
+            cache: ctx.layer_cache(),
         };
         check_before_push(&prepared, options)?;
     }
