@@ -26,6 +26,11 @@ declare -A PACKAGES=(
   [strip]=binutils
   [podman]=podman
   [runc]=runc
+  # the completion scripts are loaded by bash and zsh; man pages rendered by groff and man
+  [bash]=bash
+  [zsh]=zsh
+  [groff]=groff-base
+  [man]=man-db
 )
 # file → Debian package that provides it (debootstrap checks bookworm's Release file with it;
 # Debian has it already, Ubuntu does not)
