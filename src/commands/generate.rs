@@ -56,14 +56,48 @@ pub fn man(command: Option<&str>) -> Result<Generated> {
             ))
         })?,
     };
-    let man =
-        clap_mangen::Man::new(page).source(format!("layerport {}", env!("CARGO_PKG_VERSION")));
+    let man = clap_mangen::Man::new(page.clone())
+        .source(format!("layerport {}", env!("CARGO_PKG_VERSION")));
     let file_name = man.get_filename();
     let mut out = Vec::new();
-    man.render(&mut out)?;
+    // Man::render would fill the examples like prose (joining and justifying the lines of a
+    // command); the sections are rendered one by one and the examples kept as written.
+    man.render_title(&mut out)?;
+    man.render_name_section(&mut out)?;
+    man.render_synopsis_section(&mut out)?;
+    man.render_description_section(&mut out)?;
+    if page.get_arguments().any(|a| !a.is_hide_set()) {
+        man.render_options_section(&mut out)?;
+    }
+    if page.get_subcommands().any(|c| !c.is_hide_set()) {
+        man.render_subcommands_section(&mut out)?;
+    }
+    if let Some(examples) = page.get_after_help() {
+        out.extend(examples_section(&examples.to_string()).into_bytes());
+    }
+    if page.get_version().is_some() {
+        man.render_version_section(&mut out)?;
+    }
     Ok(Generated {
         kind: "man".into(),
         file_name,
         content: String::from_utf8(out)?,
     })
+}
+
+/// The `Examples:` text as an EXAMPLES section, line for line (no fill), escaped for roff.
+fn examples_section(text: &str) -> String {
+    let body = text.strip_prefix("Examples:\n").unwrap_or(text);
+    let mut out = String::from(".SH EXAMPLES\n.nf\n");
+    for line in body.lines() {
+        let escaped = line.replace('\\', "\\e").replace('-', "\\-");
+        // A line starting with `.` or `'` would be read as a request.
+        if escaped.starts_with(['.', '\'']) {
+            out.push_str("\\&");
+        }
+        out.push_str(&escaped);
+        out.push('\n');
+    }
+    out.push_str(".fi\n");
+    out
 }

@@ -283,6 +283,9 @@ fn image_settings(args: &cli::ImageArgs, auth: AuthMode) -> Result<ImageSettings
 
 fn image_output(args: &cli::ImageArgs) -> Result<SinkSpec, LayerError> {
     if let Some(target) = &args.push {
+        if !target.starts_with("docker://") {
+            refuse_local_push(target)?;
+        }
         let target = target.strip_prefix("docker://").unwrap_or(target);
         return Ok(SinkSpec::Registry(ImageRef::parse(target).map_err(usage)?));
     }
@@ -386,7 +389,26 @@ fn apply_plan_globals(
     Ok(())
 }
 
+/// `--push out/fn:v1` beside an existing `out/fn` directory means a layout, not a registry: said
+/// at once rather than after DNS lookups and retries against Docker Hub.
+fn refuse_local_push(target: &str) -> Result<(), LayerError> {
+    let dir = target.rsplit_once(':').map_or(target, |(d, _)| d);
+    let path = Path::new(dir);
+    let local = path.is_dir() && (dir.contains('/') || path.join("oci-layout").is_file());
+    if local || target.starts_with(['/', '.']) {
+        return Err(usage(format!(
+            "--push {target:?} names a local path; --push writes to a registry\n  hint: to write an OCI \
+             layout there, `layerport image` takes --oci-layout {target}; to push, give \
+             HOST/REPOSITORY[:TAG] (docker://... forces a registry reference)"
+        )));
+    }
+    Ok(())
+}
+
 fn migrate_options(args: &cli::MigrateArgs) -> Result<MigrateOptions, LayerError> {
+    if !args.push.starts_with("docker://") {
+        refuse_local_push(&args.push)?;
+    }
     let target = args.push.strip_prefix("docker://").unwrap_or(&args.push);
     let action = match (&args.create_function, &args.update_function) {
         (Some(name), _) => FunctionAction::Create(name.clone()),

@@ -139,6 +139,10 @@ fn a_local_path_without_a_transport_is_refused_at_once_with_a_hint() {
             "write oci:out/sample:v1".to_string(),
         ),
         (
+            vec!["image", "testdata-absent.zip", "--push", "out/sample:v2"],
+            "takes --oci-layout out/sample:v2".to_string(),
+        ),
+        (
             vec!["zip", "/no/such/layout:v1", "-o", "x.zip"],
             "oci:DIR[:TAG]".to_string(),
         ),

@@ -123,20 +123,29 @@ fn man_pages_render_and_list_every_command() {
         );
         groff_clean(&page);
     }
-    // man(1) itself reads the page from stdin, as the README says to.
-    let tmp = TempDir::new().unwrap();
+    // man(1) itself reads each page from stdin, as the examples say to, and shows the examples
+    // line for line, as `--help` does.
     require_tool("man", "man-db");
-    let (code, out, err) = shell(
-        "bash",
-        "bash",
-        tmp.path(),
-        "set -o pipefail; layerport man image | man -l -",
-    );
-    assert_eq!(code, 0, "{err}");
-    assert!(
-        out.contains("layerport-image") && out.contains("Examples:"),
-        "{out}"
-    );
+    let tmp = TempDir::new().unwrap();
+    for (command, _) in COMMANDS {
+        let (code, out, err) = shell(
+            "bash",
+            "bash",
+            tmp.path(),
+            &format!("set -o pipefail; layerport man {command} | man -l -"),
+        );
+        assert_eq!(code, 0, "{err}");
+        assert!(out.contains(&format!("layerport-{command}")), "{out}");
+        let shown: Vec<&str> = out.lines().map(str::trim).collect();
+        let help = run_ok(&[command, "--help"]);
+        let (_, examples) = help.split_once("\nExamples:\n").unwrap();
+        for line in examples.lines().map(str::trim).filter(|l| !l.is_empty()) {
+            assert!(
+                shown.contains(&line),
+                "man layerport-{command} does not show {line:?} as a line:\n{out}"
+            );
+        }
+    }
     assert!(!main.contains("layerport\\-help"), "no page for `help`");
     let (code, _, err) = run(&["man", "imgae"]);
     assert_eq!(code, 2);
