@@ -15,6 +15,7 @@ use sha2::{Digest, Sha256};
 use tempfile::TempDir;
 
 use crate::support::images::{self, Img, file, layer_tar};
+use crate::support::registry::{PushHome, Registry};
 use crate::support::tools::*;
 
 fn inspect_json(target: &str) -> Value {
@@ -192,6 +193,39 @@ fn an_index_lists_its_platforms_and_attestations() {
     assert_eq!(doc["opt"]["topLevel"], json!({"bb.txt": 5}));
     let text = run_ok(&["inspect", &reference]);
     assert!(text.contains("1 attestation manifest"), "{text}");
+}
+
+#[test]
+fn a_registry_image_reads_the_same_as_its_layout_copy() {
+    let registry = Registry::start();
+    let host = registry.host();
+    let home = PushHome::default();
+    registry.docker_config(&home.docker_dir(), &[]);
+    let target = format!("{host}/fn:v1");
+    let deps = testdata("good/sample/deps.zip");
+    home.push_json(
+        &[&host],
+        &["image", deps.to_str().unwrap(), "--push", &target],
+    );
+    // The registry options after the command name, where `inspect --help` lists them.
+    let (code, stdout, stderr) =
+        home.run(&[], &["inspect", &target, "--plain-http", &host, "--json"]);
+    assert_eq!(code, 0, "{stderr}");
+    let from_registry = parse_json(&stdout);
+    registry.copy_to_oci("fn:v1", &home.path("layout"), "v1");
+    let layout = format!("oci:{}:v1", home.path("layout").display());
+    let from_layout = inspect_json(&layout);
+    for key in [
+        "manifestDigest",
+        "layers",
+        "sources",
+        "config",
+        "opt",
+        "uncompressedSize",
+    ] {
+        assert_eq!(from_registry[key], from_layout[key], "{key}");
+    }
+    assert_eq!(from_registry["sources"][0]["source"], "deps.zip");
 }
 
 #[test]
