@@ -553,6 +553,47 @@ mod tests {
     }
 
     #[test]
+    fn registry_options_before_and_after_the_command_combine() {
+        use clap::Parser;
+        let cli = Cli::try_parse_from([
+            "layerport",
+            "--plain-http",
+            "a:5000",
+            "--registry-auth",
+            "docker",
+            "zip",
+            "oci:x",
+            "-o",
+            "y.zip",
+            "--plain-http",
+            "b:5000",
+            "--registry-auth",
+            "anonymous",
+        ])
+        .unwrap();
+        let settings = Settings::from_cli(&cli).unwrap();
+        assert_eq!(settings.global.registry.plain_http, ["a:5000", "b:5000"]);
+        assert_eq!(settings.global.registry.auth, AuthMode::Anonymous);
+        let cli =
+            Cli::try_parse_from(["layerport", "--registry-auth", "ecr", "check", "oci:x"]).unwrap();
+        let settings = Settings::from_cli(&cli).unwrap();
+        assert_eq!(settings.global.registry.auth, AuthMode::Ecr);
+        // fetch talks to AWS only: no registry options after its name.
+        assert!(
+            Cli::try_parse_from([
+                "layerport",
+                "fetch",
+                "a.zip",
+                "--dest",
+                "d",
+                "--plain-http",
+                "h"
+            ])
+            .is_err()
+        );
+    }
+
+    #[test]
     fn destinations_split_at_the_first_colon() {
         assert_eq!(
             split_dest("out/x:v1"),
