@@ -28,6 +28,11 @@ declare -A PACKAGES=(
   [runc]=runc
   # tests/it/registry_tls.rs makes a CA and a server certificate
   [openssl]=openssl
+  # the completion scripts are loaded by bash and zsh; man pages rendered by groff and man
+  [bash]=bash
+  [zsh]=zsh
+  [groff]=groff-base
+  [man]=man-db
 )
 # file → Debian package that provides it (debootstrap checks bookworm's Release file with it;
 # Debian has it already, Ubuntu does not)

@@ -6,6 +6,8 @@ use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
 
 use crate::core::layer_zip::LAMBDA_UNZIPPED_LIMIT;
 
+mod examples;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "layerport",
@@ -19,57 +21,113 @@ use crate::core::layer_zip::LAMBDA_UNZIPPED_LIMIT;
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
     #[command(subcommand)]
     pub command: Command,
 }
 
+/// Options every command takes, each under its own heading so that a command's `--help` lists its
+/// own options first and these after them, never mixed in.
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
     /// Default AWS region (a layer ARN is always fetched in its own region)
-    #[arg(long, global = true, value_name = "REGION")]
+    #[arg(long, global = true, value_name = "REGION", help_heading = AWS_HEADING)]
     pub region: Option<String>,
     /// AWS shared-config profile
-    #[arg(long, global = true, value_name = "NAME")]
+    #[arg(long, global = true, value_name = "NAME", help_heading = AWS_HEADING)]
     pub profile: Option<String>,
-    /// Print one JSON document on stdout
-    #[arg(long, global = true)]
+    /// Do not read or write the download cache of layer zips
+    #[arg(long, global = true, help_heading = AWS_HEADING)]
+    pub no_cache: bool,
+    /// Print one JSON document on stdout (an error too: {"error": {...}, "hint": ...})
+    #[arg(long, global = true, help_heading = OUTPUT_HEADING)]
     pub json: bool,
     /// Only errors on stderr
-    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    #[arg(short, long, global = true, conflicts_with = "verbose", help_heading = OUTPUT_HEADING)]
     pub quiet: bool,
     /// More detail on stderr (-vv for debug)
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, help_heading = OUTPUT_HEADING)]
     pub verbose: u8,
-    /// Do not read or write the download cache
-    #[arg(long, global = true)]
-    pub no_cache: bool,
+}
+
+pub const AWS_HEADING: &str = "AWS options";
+pub const REGISTRY_HEADING: &str = "Registry options";
+pub const OUTPUT_HEADING: &str = "Output options";
+
+/// How registries are reached: only on the commands that read or write images (not on `fetch`,
+/// which talks to AWS alone). Also accepted before the command name, as it always was.
+#[derive(Debug, Args, Clone, Default)]
+pub struct RegistryArgs {
     /// Talk plain HTTP (no TLS) to this registry host[:port] (repeatable; for loopback registries)
-    #[arg(long = "plain-http", global = true, value_name = "HOST")]
+    #[arg(long = "plain-http", value_name = "HOST", help_heading = REGISTRY_HEADING)]
     pub plain_http: Vec<String>,
-    /// How to authenticate to registries: ECR hosts via GetAuthorizationToken, else the Docker config,
-    /// else anonymous (auto); or force one
-    #[arg(long, global = true, value_enum, default_value_t = RegistryAuth::Auto)]
-    pub registry_auth: RegistryAuth,
+    /// How to authenticate to registries: ECR hosts via GetAuthorizationToken, else the Docker
+    /// config, else anonymous (auto, the default); or force one
+    #[arg(long, value_enum, value_name = "MODE", help_heading = REGISTRY_HEADING)]
+    pub registry_auth: Option<RegistryAuth>,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Build an image from layer zips: one OCI layer per zip, rooted at /opt
+    #[command(after_help = examples::IMAGE)]
     Image(ImageArgs),
     /// Extract layers, in order, into a directory (for a Dockerfile RUN step)
+    #[command(after_help = examples::FETCH)]
     Fetch(FetchArgs),
     /// Turn an image's /opt (or --path) into a deterministic Lambda layer zip, optionally published
+    #[command(after_help = examples::ZIP)]
     Zip(ZipArgs),
-    /// Show what a layer zip holds: entries, sizes against Lambda's limit, warnings
+    /// Show what a layer zip or an image holds: entries, platforms, layers, sizes, warnings
+    #[command(after_help = examples::INSPECT)]
     Inspect(InspectArgs),
     /// Will Lambda accept and run this image? Findings with ids, levels and fixes (exit 1 on errors)
+    #[command(after_help = examples::CHECK)]
     Check(CheckArgs),
     /// Turn a zip function into an image function: its code, layers and runtime's base image,
     /// pushed to ECR, then (optionally) a new or updated image function
+    #[command(after_help = examples::MIGRATE)]
     Migrate(MigrateArgs),
     /// Run many image, migrate and zip jobs from one TOML (or JSON) plan: shared downloads and
     /// conversions, resumable, shardable; one JSON line per job on stdout
+    #[command(after_help = examples::BATCH)]
     Batch(BatchArgs),
+    /// Print a shell completion script (bash, zsh, fish, powershell) on stdout
+    #[command(after_help = examples::COMPLETIONS)]
+    Completions(CompletionsArgs),
+    /// Print the man page (roff) of layerport, or of one of its commands, on stdout
+    #[command(after_help = examples::MAN)]
+    Man(ManArgs),
+}
+
+impl Command {
+    /// The registry options given after the command name (commands that use no registry have none).
+    pub fn registry(&self) -> Option<&RegistryArgs> {
+        match self {
+            Command::Image(a) => Some(&a.registry),
+            Command::Zip(a) => Some(&a.registry),
+            Command::Inspect(a) => Some(&a.registry),
+            Command::Check(a) => Some(&a.registry),
+            Command::Migrate(a) => Some(&a.registry),
+            Command::Batch(a) => Some(&a.registry),
+            Command::Fetch(_) | Command::Completions(_) | Command::Man(_) => None,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for
+    #[arg(value_enum, value_name = "SHELL")]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// A command whose own page to print (e.g. image); the main page when left out
+    #[arg(value_name = "COMMAND")]
+    pub command: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -94,6 +152,8 @@ pub struct BatchArgs {
     /// Start no more jobs once one has failed
     #[arg(long)]
     pub fail_fast: bool,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -154,6 +214,8 @@ pub struct ImageArgs {
     pub threads: Option<usize>,
     #[command(flatten)]
     pub limits: LimitArgs,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
 }
 
 #[derive(Debug, Args)]
@@ -177,11 +239,17 @@ pub struct FetchArgs {
 
 #[derive(Debug, Args)]
 pub struct InspectArgs {
-    /// A layer version ARN or a .zip file
-    #[arg(value_name = "LAYER")]
+    /// A layer (a layer version ARN or a .zip file) or an image (a registry reference,
+    /// oci:DIR[:TAG] or docker-archive:FILE[:NAME])
+    #[arg(value_name = "LAYER|IMAGE")]
     pub target: String,
+    /// The platform to show from a multi-platform image (default linux/amd64)
+    #[arg(long, value_name = "PLATFORM")]
+    pub platform: Option<String>,
     #[command(flatten)]
     pub limits: LimitArgs,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
 }
 
 #[derive(Debug, Args)]
@@ -219,6 +287,8 @@ pub struct MigrateArgs {
     /// Create the ECR repository if it does not exist
     #[arg(long)]
     pub create_repository: bool,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
 }
 
 #[derive(Debug, Args)]
@@ -235,6 +305,8 @@ pub struct CheckArgs {
     /// The runtime (e.g. python3.12, nodejs20.x, provided.al2023), else guessed from the image
     #[arg(long, value_name = "RUNTIME")]
     pub runtime: Option<String>,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
 }
 
 #[derive(Debug, Args)]
@@ -282,4 +354,6 @@ pub struct ZipArgs {
     /// With --publish: upload through this S3 bucket (same region; needed over 50 MB)
     #[arg(long, value_name = "BUCKET", requires = "publish")]
     pub s3_bucket: Option<String>,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
 }

@@ -1,5 +1,8 @@
-//! `layerport inspect LAYER`: what a layer zip holds, its verified unzipped size against Lambda's
-//! limit, and the warnings a conversion would give.
+//! `layerport inspect LAYER|IMAGE`: what a layer zip holds, its verified unzipped size against
+//! Lambda's limit, and the warnings a conversion would give; or, for an image, its platforms,
+//! layers and their sources, config and /opt tree (`inspect/image.rs`).
+
+mod image;
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -13,14 +16,35 @@ use crate::core::error::LayerError;
 use crate::core::layer_zip::{Budget, EntryKind, LAMBDA_UNZIPPED_LIMIT, ZipLayer};
 use crate::core::warnings::Warning;
 use crate::pipeline::inputs::{LocalLayer, resolve_layers};
-use crate::printer::Report;
-use crate::settings::InspectSettings;
+use crate::printer::{Report, bytes};
+use crate::settings::{InspectSettings, InspectTarget};
+
+pub use image::ImageReport;
+
+/// A layer's report or an image's, each with its `kind`.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum InspectReport {
+    Layer(LayerReport),
+    Image(ImageReport),
+}
+
+impl Report for InspectReport {
+    fn text(&self) -> String {
+        match self {
+            InspectReport::Layer(r) => r.text(),
+            InspectReport::Image(r) => r.text(),
+        }
+    }
+}
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct InspectReport {
+pub struct LayerReport {
     #[serde(skip)]
     display: String,
+    /// `layer` (an image's report says `image`).
+    pub kind: &'static str,
     pub source: String,
     pub sha256: String,
     pub code_sha256: String,
@@ -52,11 +76,23 @@ pub struct EntryReport {
 }
 
 pub fn run(settings: &InspectSettings, ctx: &Context) -> Result<InspectReport> {
-    let layer = resolve_layers(ctx, std::slice::from_ref(&settings.layer))?.remove(0);
-    inspect(&layer, settings.max_unzipped)
+    match &settings.target {
+        InspectTarget::Layer(layer) => {
+            let layer = resolve_layers(ctx, std::slice::from_ref(layer))?.remove(0);
+            Ok(InspectReport::Layer(inspect(
+                &layer,
+                settings.max_unzipped,
+            )?))
+        }
+        InspectTarget::Image(spec) => Ok(InspectReport::Image(image::inspect(
+            ctx,
+            spec,
+            settings.platform.as_ref(),
+        )?)),
+    }
 }
 
-fn inspect(layer: &LocalLayer, max_unzipped: u64) -> Result<InspectReport> {
+fn inspect(layer: &LocalLayer, max_unzipped: u64) -> Result<LayerReport> {
     let file = File::open(&layer.path).map_err(|e| LayerError::io(&layer.path, e))?;
     let zip_size = file.metadata().map(|m| m.len()).unwrap_or(0);
     let mut zip = ZipLayer::open(&layer.display, BufReader::new(file), max_unzipped)?;
@@ -109,8 +145,9 @@ fn inspect(layer: &LocalLayer, max_unzipped: u64) -> Result<InspectReport> {
             }
         })
         .collect();
-    Ok(InspectReport {
+    Ok(LayerReport {
         display: layer.display.clone(),
+        kind: "layer",
         source: layer.source.label.clone(),
         sha256: layer.source.sha256_hex.clone(),
         code_sha256: layer.source.code_sha256.clone(),
@@ -130,7 +167,7 @@ fn inspect(layer: &LocalLayer, max_unzipped: u64) -> Result<InspectReport> {
     })
 }
 
-impl Report for InspectReport {
+impl LayerReport {
     fn text(&self) -> String {
         let percent = self.unzipped_size as f64 * 100.0 / LAMBDA_UNZIPPED_LIMIT as f64;
         let mut out = vec![
@@ -143,10 +180,11 @@ impl Report for InspectReport {
                 "  entries     {} files, {} directories ({} not listed in the zip), {} symlinks",
                 self.files, self.directories, self.synthesized_directories, self.symlinks
             ),
-            format!("  zip size    {} bytes", self.zip_size),
+            format!("  zip size    {}", bytes(self.zip_size)),
             format!(
-                "  unzipped    {} bytes, {percent:.1}% of Lambda's {LAMBDA_UNZIPPED_LIMIT}-byte limit{}",
-                self.unzipped_size,
+                "  unzipped    {}: {percent:.1}% of Lambda's limit of {}{}",
+                bytes(self.unzipped_size),
+                bytes(LAMBDA_UNZIPPED_LIMIT),
                 if self.within_limit {
                     ""
                 } else {
@@ -162,9 +200,7 @@ impl Report for InspectReport {
                 }
             ),
         ];
-        for (top, size) in &self.top_level {
-            out.push(format!("  {size:>12}  {top}"));
-        }
+        out.extend(top_level_table(&self.top_level, "unzipped"));
         if self.warnings.is_empty() {
             out.push("  warnings    none".into());
         } else {
@@ -175,4 +211,20 @@ impl Report for InspectReport {
         }
         out.join("\n")
     }
+}
+
+/// The top-level entries and their file bytes, as a table with labelled columns.
+fn top_level_table(top_level: &BTreeMap<String, u64>, what: &str) -> Vec<String> {
+    if top_level.is_empty() {
+        return Vec::new();
+    }
+    let mut out = vec![format!("  top level ({what} file bytes under each entry):")];
+    out.push(format!("    {:>12}  {:>10}  {}", "BYTES", "SIZE", "ENTRY"));
+    for (top, size) in top_level {
+        out.push(format!(
+            "    {size:>12}  {:>10}  {top}",
+            crate::printer::human_size(*size)
+        ));
+    }
+    out
 }

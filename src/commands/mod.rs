@@ -4,6 +4,7 @@
 mod batch;
 mod check;
 mod fetch;
+mod generate;
 mod image;
 mod inspect;
 mod migrate;
@@ -19,18 +20,38 @@ use crate::settings::{CommandSettings, Settings};
 /// Runs the parsed command line: resolve, run the command, print its report; returns the exit code.
 pub fn run(cli: Cli) -> Result<u8> {
     let settings = Settings::from_cli(&cli)?;
-    let ctx = Context::new(&settings.global)?;
-    let printer = ctx.printer();
     let code = match &settings.command {
-        CommandSettings::Image(s) => printer.print(&image::run(s, &ctx)?)?,
-        CommandSettings::Fetch(s) => printer.print(&fetch::run(s, &ctx)?)?,
-        CommandSettings::Zip(s) => printer.print(&zip::run(s, &ctx)?)?,
-        CommandSettings::Inspect(s) => printer.print(&inspect::run(s, &ctx)?)?,
-        CommandSettings::Check(s) => printer.print(&check::run(s, &ctx)?)?,
-        CommandSettings::Migrate(s) => printer.print(&migrate::run(s, &ctx)?)?,
-        CommandSettings::Batch(s) => printer.print(&batch::run(s, &ctx)?)?,
+        // Generated text needs no AWS, registry or runtime.
+        CommandSettings::Completions(shell) => {
+            printer(&settings).print(&generate::completions(*shell)?)?
+        }
+        CommandSettings::Man(command) => {
+            printer(&settings).print(&generate::man(command.as_deref())?)?
+        }
+        command => run_command(command, &Context::new(&settings.global)?)?,
     };
     Ok(code)
+}
+
+fn run_command(command: &CommandSettings, ctx: &Context) -> Result<u8> {
+    let printer = ctx.printer();
+    let code = match command {
+        CommandSettings::Image(s) => printer.print(&image::run(s, ctx)?)?,
+        CommandSettings::Fetch(s) => printer.print(&fetch::run(s, ctx)?)?,
+        CommandSettings::Zip(s) => printer.print(&zip::run(s, ctx)?)?,
+        CommandSettings::Inspect(s) => printer.print(&inspect::run(s, ctx)?)?,
+        CommandSettings::Check(s) => printer.print(&check::run(s, ctx)?)?,
+        CommandSettings::Migrate(s) => printer.print(&migrate::run(s, ctx)?)?,
+        CommandSettings::Batch(s) => printer.print(&batch::run(s, ctx)?)?,
+        CommandSettings::Completions(_) | CommandSettings::Man(_) => {
+            anyhow::bail!("generated text is printed without a context")
+        }
+    };
+    Ok(code)
+}
+
+fn printer(settings: &Settings) -> crate::printer::Printer {
+    crate::printer::Printer::new(settings.global.json, settings.global.quiet)
 }
 
 /// Exit code for an error: 2 for usage errors (bad flags, malformed ARN), 1 otherwise.

@@ -204,9 +204,9 @@ pub fn run(ctx: &Context, options: &MigrateOptions) -> Result<Migration> {
 async fn layer_versions(ctx: &Context, info: &FunctionInfo) -> Result<Vec<(String, String)>> {
     let mut out = Vec::with_capacity(info.layer_arns.len());
     for text in &info.layer_arns {
-        let arn = text
-            .parse()
-            .map_err(|e: String| anyhow::anyhow!("{}: layer {text}: {e}", info.arn))?;
+        let arn = text.parse().map_err(|e: crate::aws::arn::ArnError| {
+            anyhow::anyhow!("{}: layer {text}: {e}", info.arn)
+        })?;
         let version = ctx.aws().get_layer_version(&arn).await?;
         out.push((text.clone(), version.code_sha256));
     }
@@ -227,7 +227,7 @@ fn request(
         .layers
         .iter()
         .map(|(arn, _)| arn.parse().map(|a| LayerRef::Remote(FetchSource::Layer(a))))
-        .collect::<Result<_, String>>()
+        .collect::<Result<_, crate::aws::arn::ArnError>>()
         .map_err(|e| anyhow::anyhow!(e))?;
     let code = plan::code_source(info);
     let inputs = if runtimes::is_custom(&function.runtime) {

@@ -17,9 +17,7 @@ pub struct ImageRef {
 impl ImageRef {
     pub fn parse(input: &str) -> Result<Self, String> {
         let bad = |why: &str| {
-            format!(
-                "invalid image reference {input:?}: {why} (expected [HOST/]REPOSITORY[:TAG][@sha256:DIGEST])"
-            )
+            format!("invalid image reference {input:?}: {why}\n  hint: {REFERENCE_HINT}")
         };
         let (rest, digest) = match input.split_once('@') {
             Some((r, d)) => {
@@ -171,8 +169,79 @@ impl ImageSpec {
             let (file, name) = split(rest);
             return Ok(ImageSpec::DockerArchive { file, name });
         }
-        let reference = spec.strip_prefix("docker://").unwrap_or(spec);
-        ImageRef::parse(reference).map(ImageSpec::Registry)
+        if let Some(reference) = spec.strip_prefix("docker://") {
+            return ImageRef::parse(reference).map(ImageSpec::Registry);
+        }
+        if let Some(local) = LocalPath::find(spec) {
+            return Err(local.message(spec));
+        }
+        ImageRef::parse(spec).map(ImageSpec::Registry)
+    }
+}
+
+/// How an image is named, for hints.
+pub const REFERENCE_HINT: &str = "a registry image is [HOST/]REPOSITORY[:TAG][@sha256:DIGEST] \
+     (e.g. public.ecr.aws/lambda/python:3.12); an image on disk is oci:DIR[:TAG] (an OCI layout) \
+     or docker-archive:FILE (a `docker save` tar)";
+
+/// An IMAGE argument without a transport that names something on disk: it would otherwise go to
+/// a registry (Docker Hub, for a name without a host) and fail there slowly, over DNS and retries.
+enum LocalPath {
+    Dir,
+    File,
+    /// Written as a path (`/…`, `./…`, `../…`), and nothing is there.
+    Missing,
+}
+
+impl LocalPath {
+    /// `DIR`, `DIR:TAG`, `FILE`, `FILE:NAME`, or an absolute or relative path. A bare name
+    /// (no `/`) that is a directory but not an OCI layout is left to the registry: `python:3.12`
+    /// means Docker Hub even beside a `python/` directory.
+    fn find(spec: &str) -> Option<LocalPath> {
+        let mut candidates = vec![spec];
+        if let Some((path, _)) = spec.rsplit_once(':') {
+            candidates.push(path);
+        }
+        for candidate in candidates {
+            let path = Path::new(candidate);
+            if path.is_file() {
+                return Some(LocalPath::File);
+            }
+            if path.is_dir() && (candidate.contains('/') || path.join("oci-layout").is_file()) {
+                return Some(LocalPath::Dir);
+            }
+        }
+        let path_like = ["/", "./", "../", "~"].iter().any(|p| spec.starts_with(p));
+        path_like.then_some(LocalPath::Missing)
+    }
+
+    fn message(&self, spec: &str) -> String {
+        // Offer the registry reading only where the text could be a registry reference.
+        let registry = if ImageRef::parse(spec).is_ok() {
+            format!("; docker://{spec} if you mean a registry image")
+        } else {
+            String::new()
+        };
+        match self {
+            LocalPath::Dir => format!(
+                "{spec:?} names a local directory, not a registry image\n  hint: write oci:{spec} \
+                 for the OCI image layout in it (oci:DIR[:TAG]){registry}"
+            ),
+            LocalPath::File => {
+                let zip = if spec.to_ascii_lowercase().ends_with(".zip") {
+                    " (a .zip is a Lambda layer, not an image: `layerport image` turns it into one)"
+                } else {
+                    ""
+                };
+                format!(
+                    "{spec:?} names a local file, not a registry image{zip}\n  hint: write \
+                     docker-archive:{spec} for a `docker save` archive (docker-archive:FILE[:NAME]){registry}"
+                )
+            }
+            LocalPath::Missing => format!(
+                "{spec:?} looks like a path, and nothing is there\n  hint: {REFERENCE_HINT}"
+            ),
+        }
     }
 }
 
@@ -249,6 +318,31 @@ mod tests {
                 .repository,
             "lambda/python"
         );
+    }
+
+    #[test]
+    fn local_paths_are_never_registry_references() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = dir.path().join("layout");
+        std::fs::create_dir(&layout).unwrap();
+        let archive = dir.path().join("img.tar");
+        std::fs::write(&archive, b"tar").unwrap();
+        let layout = layout.display().to_string();
+        for spec in [layout.clone(), format!("{layout}:v1")] {
+            let err = ImageSpec::parse(&spec).unwrap_err();
+            assert!(err.contains(&format!("hint: write oci:{spec}")), "{err}");
+        }
+        let archive = archive.display().to_string();
+        let err = ImageSpec::parse(&archive).unwrap_err();
+        assert!(err.contains(&format!("docker-archive:{archive}")), "{err}");
+        let err = ImageSpec::parse("/no/such/layout:v1").unwrap_err();
+        assert!(
+            err.contains("looks like a path") && err.contains("oci:DIR"),
+            "{err}"
+        );
+        // With the transport, or as an explicit registry reference, the same names are fine.
+        assert!(ImageSpec::parse(&format!("oci:{layout}:v1")).is_ok());
+        assert!(ImageSpec::parse("docker://alpine:3").is_ok());
     }
 
     #[test]

@@ -27,7 +27,9 @@ impl LayerRef {
     /// otherwise); the rest is a zip's path.
     pub fn parse(arg: &str) -> Result<Self> {
         if arg.starts_with("arn:") {
-            let arn = arg.parse().map_err(LayerError::Usage)?;
+            let arn = arg
+                .parse::<crate::aws::arn::LayerArn>()
+                .map_err(|e| LayerError::Usage(e.to_string()))?;
             return Ok(LayerRef::Remote(FetchSource::Layer(arn)));
         }
         Ok(LayerRef::Zip(PathBuf::from(arg)))

@@ -4,7 +4,7 @@
 pub mod plan;
 pub mod shard;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::aws::AwsSettings;
 use crate::aws::functions::FunctionRef;
@@ -44,6 +44,10 @@ pub enum CommandSettings {
     Check(CheckSettings),
     Migrate(MigrateOptions),
     Batch(BatchSettings),
+    /// Print the completion script for this shell.
+    Completions(clap_complete::Shell),
+    /// Print the man page of layerport, or of this command.
+    Man(Option<String>),
 }
 
 #[derive(Debug)]
@@ -69,8 +73,17 @@ pub struct FetchSettings {
 
 #[derive(Debug)]
 pub struct InspectSettings {
-    pub layer: LayerRef,
+    pub target: InspectTarget,
+    /// The platform to show from an index.
+    pub platform: Option<Platform>,
     pub max_unzipped: u64,
+}
+
+/// What `inspect` looks at.
+#[derive(Debug)]
+pub enum InspectTarget {
+    Layer(LayerRef),
+    Image(ImageSpec),
 }
 
 #[derive(Debug)]
@@ -125,15 +138,7 @@ impl Settings {
             quiet: g.quiet,
             verbose: g.verbose,
             use_cache: !g.no_cache,
-            registry: RegistrySettings {
-                plain_http: g.plain_http.clone(),
-                auth: match g.registry_auth {
-                    cli::RegistryAuth::Auto => AuthMode::Auto,
-                    cli::RegistryAuth::Ecr => AuthMode::Ecr,
-                    cli::RegistryAuth::Docker => AuthMode::Docker,
-                    cli::RegistryAuth::Anonymous => AuthMode::Anonymous,
-                },
-            },
+            registry: registry_settings(&cli.registry, cli.command.registry()),
         };
         let mut global = global;
         let command = match &cli.command {
@@ -163,12 +168,67 @@ impl Settings {
             }),
             Command::Migrate(args) => CommandSettings::Migrate(migrate_options(args)?),
             Command::Inspect(args) => CommandSettings::Inspect(InspectSettings {
-                layer: LayerRef::parse(&args.target)?,
+                target: inspect_target(&args.target)?,
+                platform: parse_platform(args.platform.as_deref())?,
                 max_unzipped: args.limits.max_unzipped,
             }),
+            Command::Completions(args) => CommandSettings::Completions(args.shell),
+            Command::Man(args) => CommandSettings::Man(args.command.clone()),
         };
         Ok(Settings { global, command })
     }
+}
+
+/// Registry options given before the command name and after it: hosts from both, and the mode
+/// given after it over the one given before.
+fn registry_settings(
+    before: &cli::RegistryArgs,
+    after: Option<&cli::RegistryArgs>,
+) -> RegistrySettings {
+    let mut plain_http = before.plain_http.clone();
+    let mut auth = before.registry_auth;
+    if let Some(after) = after {
+        plain_http.extend(after.plain_http.iter().cloned());
+        auth = after.registry_auth.or(auth);
+    }
+    RegistrySettings {
+        plain_http,
+        auth: match auth.unwrap_or(cli::RegistryAuth::Auto) {
+            cli::RegistryAuth::Auto => AuthMode::Auto,
+            cli::RegistryAuth::Ecr => AuthMode::Ecr,
+            cli::RegistryAuth::Docker => AuthMode::Docker,
+            cli::RegistryAuth::Anonymous => AuthMode::Anonymous,
+        },
+    }
+}
+
+/// `inspect`'s argument: a layer ARN or zip, or an image. A zip is told by its name (`.zip`) or
+/// its first bytes; anything else is an image reference (and a local path without `oci:` or
+/// `docker-archive:` is refused with a hint, like every IMAGE argument).
+fn inspect_target(arg: &str) -> Result<InspectTarget, LayerError> {
+    let transport = ["oci:", "docker-archive:", "docker://"]
+        .iter()
+        .any(|t| arg.starts_with(t));
+    if !transport && (arg.starts_with("arn:") || looks_like_zip(Path::new(arg))) {
+        return Ok(InspectTarget::Layer(LayerRef::parse(arg)?));
+    }
+    Ok(InspectTarget::Image(ImageSpec::parse(arg).map_err(usage)?))
+}
+
+/// Named `*.zip`, or a file that starts as a zip does (`PK\x03\x04`, or `PK\x05\x06` when empty).
+fn looks_like_zip(path: &Path) -> bool {
+    if path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("zip"))
+    {
+        return true;
+    }
+    let mut head = [0u8; 4];
+    path.is_file()
+        && std::fs::File::open(path)
+            .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head))
+            .is_ok()
+        && (head == *b"PK\x03\x04" || head == *b"PK\x05\x06")
 }
 
 /// Parses LAYER arguments (ARNs or zip paths) without touching the network or the files.
@@ -223,6 +283,9 @@ fn image_settings(args: &cli::ImageArgs, auth: AuthMode) -> Result<ImageSettings
 
 fn image_output(args: &cli::ImageArgs) -> Result<SinkSpec, LayerError> {
     if let Some(target) = &args.push {
+        if !target.starts_with("docker://") {
+            refuse_local_push(target)?;
+        }
         let target = target.strip_prefix("docker://").unwrap_or(target);
         return Ok(SinkSpec::Registry(ImageRef::parse(target).map_err(usage)?));
     }
@@ -326,7 +389,26 @@ fn apply_plan_globals(
     Ok(())
 }
 
+/// `--push out/fn:v1` beside an existing `out/fn` directory means a layout, not a registry: said
+/// at once rather than after DNS lookups and retries against Docker Hub.
+fn refuse_local_push(target: &str) -> Result<(), LayerError> {
+    let dir = target.rsplit_once(':').map_or(target, |(d, _)| d);
+    let path = Path::new(dir);
+    let local = path.is_dir() && (dir.contains('/') || path.join("oci-layout").is_file());
+    if local || target.starts_with(['/', '.']) {
+        return Err(usage(format!(
+            "--push {target:?} names a local path; --push writes to a registry\n  hint: to write an OCI \
+             layout there, `layerport image` takes --oci-layout {target}; to push, give \
+             HOST/REPOSITORY[:TAG] (docker://... forces a registry reference)"
+        )));
+    }
+    Ok(())
+}
+
 fn migrate_options(args: &cli::MigrateArgs) -> Result<MigrateOptions, LayerError> {
+    if !args.push.starts_with("docker://") {
+        refuse_local_push(&args.push)?;
+    }
     let target = args.push.strip_prefix("docker://").unwrap_or(&args.push);
     let action = match (&args.create_function, &args.update_function) {
         (Some(name), _) => FunctionAction::Create(name.clone()),
@@ -468,6 +550,47 @@ mod tests {
         assert_eq!(normalize_path("var/task/").unwrap(), "var/task");
         assert_eq!(normalize_path("/").unwrap(), "");
         assert!(normalize_path("/opt/../etc").is_err());
+    }
+
+    #[test]
+    fn registry_options_before_and_after_the_command_combine() {
+        use clap::Parser;
+        let cli = Cli::try_parse_from([
+            "layerport",
+            "--plain-http",
+            "a:5000",
+            "--registry-auth",
+            "docker",
+            "zip",
+            "oci:x",
+            "-o",
+            "y.zip",
+            "--plain-http",
+            "b:5000",
+            "--registry-auth",
+            "anonymous",
+        ])
+        .unwrap();
+        let settings = Settings::from_cli(&cli).unwrap();
+        assert_eq!(settings.global.registry.plain_http, ["a:5000", "b:5000"]);
+        assert_eq!(settings.global.registry.auth, AuthMode::Anonymous);
+        let cli =
+            Cli::try_parse_from(["layerport", "--registry-auth", "ecr", "check", "oci:x"]).unwrap();
+        let settings = Settings::from_cli(&cli).unwrap();
+        assert_eq!(settings.global.registry.auth, AuthMode::Ecr);
+        // fetch talks to AWS only: no registry options after its name.
+        assert!(
+            Cli::try_parse_from([
+                "layerport",
+                "fetch",
+                "a.zip",
+                "--dest",
+                "d",
+                "--plain-http",
+                "h"
+            ])
+            .is_err()
+        );
     }
 
     #[test]
