@@ -166,6 +166,16 @@ impl<'a> Runner<'a> {
             report(job, JobStatus::Skipped, 0.0, None, Some(&e))
         } else if self.stop.load(Ordering::SeqCst) {
             report(job, JobStatus::Skipped, 0.0, None, None)
+        } else if self.settings.dry_run && !job.after.is_empty() {
+            // What it reads is another job's output, which a dry run does not write.
+            let planned = Done {
+                status: JobStatus::Planned,
+                output: Some(job.output.clone()),
+                digest: None,
+                downloaded: 0,
+                uploaded: 0,
+            };
+            report(job, JobStatus::Planned, 0.0, Some(planned), None)
         } else {
             self.status.set_message(self.progress(&job.name));
             let outcome =

@@ -170,3 +170,20 @@ fn shards_together_run_each_job_once_and_dry_runs_write_nothing() {
     let (code, _, stderr) = batch(dir.path(), "plan.toml", &["--shard", "4/3"]);
     assert_eq!(code, 2, "{stderr}");
 }
+
+/// A job reading another job's image cannot read it in a dry run (nothing is written): it is
+/// planned after that job, not failed.
+#[test]
+fn a_dry_run_plans_jobs_that_read_another_jobs_output() {
+    let dir = tempfile::TempDir::new().unwrap();
+    std::os::unix::fs::symlink(testdata(""), dir.path().join("testdata")).unwrap();
+    let (code, lines, stderr) = batch(dir.path(), "testdata/good/sample/plan.toml", &["--dry-run"]);
+    assert_eq!(code, 0, "{stderr}");
+    let jobs = by_name(&lines);
+    assert_eq!(jobs.len(), 4, "{lines:?}");
+    for (name, line) in &jobs {
+        assert_eq!(line["status"], "planned", "{name}: {line}");
+    }
+    assert_eq!(jobs["deps-back"]["output"], "out/deps-back.zip");
+    assert!(!dir.path().join("out").exists(), "a dry run writes nothing");
+}
