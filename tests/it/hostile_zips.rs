@@ -1,0 +1,91 @@
+//! Zip entries whose paths no filesystem can hold (a 64 KB name, a path nested 30,000 levels) are
+//! refused before any tree is built, naming the zip and the entry — by `fetch` and by `image`.
+
+use std::fs;
+use std::io::Write;
+use std::path::Path;
+
+use crate::support::io_refusals::Scratch;
+
+/// A stored zip with one small file per name (raw names: no normalisation by the writer).
+fn zip_with(path: &Path, names: &[String]) {
+    let opts = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Stored)
+        .unix_permissions(0o644);
+    let mut zw = zip::ZipWriter::new(fs::File::create(path).unwrap());
+    for name in names {
+        zw.start_file(name.as_str(), opts).unwrap();
+        zw.write_all(b"x\n").unwrap();
+    }
+    zw.finish().unwrap();
+}
+
+fn refused_by_fetch(names: &[String], says: &str) {
+    let s = Scratch::new();
+    zip_with(&s.work().join("hostile.zip"), names);
+    let shown = &names.last().unwrap()[..40];
+    let (_, stderr) = s.assert_refused(
+        &mut s.cmd(&["fetch", "hostile.zip", "--dest", "out"]),
+        &["hostile.zip", shown, says],
+        &["hostile.zip"],
+    );
+    assert!(
+        !stderr.contains(".layerport-"),
+        "the error names a temp path, not the zip: {stderr}"
+    );
+    assert!(
+        stderr.len() < 4096,
+        "the error repeats the whole hostile name ({} bytes)",
+        stderr.len()
+    );
+}
+
+#[test]
+fn a_64k_name_is_refused_naming_the_zip_and_entry() {
+    let name = format!("python/{}", "n".repeat(64_000));
+    refused_by_fetch(&["python/ok.txt".into(), name], "64007 bytes, over the limit of 4096");
+}
+
+#[test]
+fn a_256_byte_name_is_refused() {
+    let name = format!("python/{}/x.py", "n".repeat(256));
+    refused_by_fetch(&[name], "a name of 256 bytes, over the limit of 255");
+}
+
+#[test]
+fn a_path_nested_30000_levels_is_refused_before_any_tree_is_built() {
+    // 60 KB of `a/`: with every parent synthesised, the old tree needed ~1.8 GB.
+    let deep = format!("{}x.txt", "a/".repeat(29_999));
+    refused_by_fetch(&[deep], "over the limit of 4096");
+}
+
+#[test]
+fn a_path_just_over_4096_bytes_of_short_names_is_refused() {
+    let path = format!("{}end", "abcdefgh/".repeat(455)); // 4095 + 3 bytes
+    assert!(path.len() > 4096);
+    refused_by_fetch(&[path], "over the limit of 4096");
+}
+
+#[test]
+fn names_at_the_limits_are_accepted() {
+    let s = Scratch::new();
+    let name = format!("python/{}", "n".repeat(255));
+    zip_with(&s.work().join("ok.zip"), &[name.clone()]);
+    let (code, _, stderr) =
+        crate::support::tools::run_cmd(&mut s.cmd(&["fetch", "ok.zip", "--dest", "out"]));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(s.work().join("out").join(&name).is_file());
+    assert!(Scratch::listing(&s.tmp()).is_empty());
+}
+
+#[test]
+fn image_refuses_the_same_paths_naming_the_zip() {
+    let s = Scratch::new();
+    let name = format!("python/{}", "m".repeat(300));
+    zip_with(&s.work().join("hostile.zip"), &[name.clone()]);
+    s.assert_refused(
+        &mut s.cmd(&["image", "hostile.zip", "--oci-layout", "layout"]),
+        &["hostile.zip", &name[..40], "over the limit of 255"],
+        &["hostile.zip"],
+    );
+}
