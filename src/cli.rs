@@ -126,8 +126,8 @@ pub struct ImageArgs {
     /// Write an OCI image layout to DIR, tagged TAG in its index.json
     #[arg(long, value_name = "DIR[:TAG]")]
     pub oci_layout: Option<String>,
-    /// Write a `docker load` archive to FILE, named TAG (e.g. myimg:v1)
-    #[arg(long, value_name = "FILE[:TAG]")]
+    /// Write a `docker load` archive to FILE, named TAG (e.g. myimg:v1); `-` streams it to stdout
+    #[arg(long, value_name = "FILE[:TAG]", allow_hyphen_values = true)]
     pub docker_archive: Option<String>,
     /// linux/amd64 or linux/arm64 (default: the layer's architecture, else linux/amd64)
     #[arg(long, value_name = "PLATFORM")]
@@ -242,7 +242,7 @@ pub struct ZipArgs {
     /// The image: a registry reference, oci:DIR[:TAG] or docker-archive:FILE
     #[arg(value_name = "IMAGE")]
     pub image: String,
-    /// The layer zip to write
+    /// The layer zip to write; `-` streams it to stdout
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     pub output: PathBuf,
     /// The directory of the image that becomes the zip's root

@@ -167,7 +167,21 @@ impl Settings {
                 max_unzipped: args.limits.max_unzipped,
             }),
         };
+        if global.json && writes_to_stdout(&command) {
+            return Err(usage(
+                "--json cannot be used when the output is `-`: stdout carries the archive or zip itself\n  hint: drop --json (messages go to stderr), or write to a file and use --json",
+            ));
+        }
         Ok(Settings { global, command })
+    }
+}
+
+/// The command streams its output (an archive or a zip) to stdout: `-`.
+pub fn writes_to_stdout(command: &CommandSettings) -> bool {
+    match command {
+        CommandSettings::Image(s) => s.output.writes_to_stdout(),
+        CommandSettings::Zip(z) => crate::core::staging::is_stdout(&z.output),
+        _ => false,
     }
 }
 
@@ -392,6 +406,11 @@ fn zip_settings(args: &cli::ZipArgs) -> Result<ZipSettings, LayerError> {
     let time = source_date_epoch()?
         .map(DosTime::from_unix)
         .unwrap_or(DosTime::MIN);
+    if args.publish.is_some() && crate::core::staging::is_stdout(&args.output) {
+        return Err(usage(
+            "--publish needs the zip in a file, not `-o -` (stdout)\n  hint: give -o layer.zip to publish it",
+        ));
+    }
     let publish = args.publish.as_ref().map(|name| PublishSettings {
         layer_name: name.clone(),
         compatible_runtimes: args.compatible_runtimes.clone(),

@@ -43,7 +43,10 @@ fn refused_by_fetch(names: &[String], says: &str) {
 #[test]
 fn a_64k_name_is_refused_naming_the_zip_and_entry() {
     let name = format!("python/{}", "n".repeat(64_000));
-    refused_by_fetch(&["python/ok.txt".into(), name], "64007 bytes, over the limit of 4096");
+    refused_by_fetch(
+        &["python/ok.txt".into(), name],
+        "64007 bytes, over the limit of 4096",
+    );
 }
 
 #[test]

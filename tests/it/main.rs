@@ -24,6 +24,7 @@ mod layer_splice;
 mod layer_splice_refusals;
 mod migrate_function;
 mod migrate_refusals;
+mod output_paths;
 mod pipeline_overlap;
 mod push_bearer_auth;
 mod push_ecr_auth;

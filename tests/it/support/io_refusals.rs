@@ -69,9 +69,15 @@ impl Scratch {
         );
         assert!(!stderr.contains("panicked"), "{stderr}");
         for name in names {
-            assert!(stderr.contains(name), "the error must name {name:?}:\n{stderr}");
+            assert!(
+                stderr.contains(name),
+                "the error must name {name:?}:\n{stderr}"
+            );
         }
-        assert!(stderr.contains("hint:"), "the error must give a hint:\n{stderr}");
+        assert!(
+            stderr.contains("hint:"),
+            "the error must give a hint:\n{stderr}"
+        );
         assert!(
             Self::listing(&self.tmp()).is_empty(),
             "scratch files left in TMPDIR: {:?}",
