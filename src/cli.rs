@@ -37,7 +37,8 @@ pub struct GlobalArgs {
     /// Only errors on stderr
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
-    /// More detail on stderr (-vv for debug)
+    /// More detail on stderr (-vv for debug). LAYERPORT_LOG=FILTER sets any tracing filter instead
+    /// (e.g. debug, or trace for the AWS SDK's traces); secrets are redacted at every level
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
     /// Do not read or write the download cache

@@ -6,6 +6,7 @@
 mod support;
 
 mod arn_layers;
+mod aws_faults;
 mod batch_plans;
 mod batch_shared;
 mod check_image;

