@@ -92,7 +92,7 @@ impl Failure {
 }
 
 /// How to provide credentials, for every "no credentials" error.
-pub const NO_CREDENTIALS_HINT: &str = "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, choose a profile with --profile or AWS_PROFILE, run `aws sso login`, or run where a role is available (instance profile, ECS task role, web identity); in a Docker build pass them as a BuildKit secret (see Dockerfile.example)";
+pub const NO_CREDENTIALS_HINT: &str = "configure AWS credentials: choose a profile with AWS_PROFILE or --profile (made with `aws configure`, or `aws configure sso` then `aws sso login`), or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run where a role is available (instance profile, ECS task role, web identity); in a Docker build pass them as a BuildKit secret (see Dockerfile.example)";
 
 /// Classifies a failed SDK call.
 pub fn classify<E>(err: &SdkError<E, HttpResponse>) -> Failure
@@ -155,17 +155,34 @@ fn credentials_failure(err: &(dyn StdError + 'static)) -> Option<String> {
     let mut cause: Option<&(dyn StdError + 'static)> = Some(err);
     while let Some(e) = cause {
         if let Some(creds) = e.downcast_ref::<CredentialsError>() {
+            const NONE: &str = "no source of the default chain (environment, profile, SSO, web identity, container, instance metadata) provided any";
             let detail = match creds {
-                CredentialsError::CredentialsNotLoaded(_) => {
-                    "no source of the default chain (environment, profile, SSO, web identity, container, instance metadata) provided any".to_string()
-                }
-                other => scrub(&DisplayErrorContext(other).to_string()),
+                CredentialsError::CredentialsNotLoaded(_) => NONE.to_string(),
+                // The chain's last source was the instance metadata, which refused: in a
+                // container or CI runner that only means no credentials were configured.
+                other => format!("{NONE}; the last one tried said: {}", messages(other)),
             };
             return Some(detail);
         }
         cause = e.source();
     }
     None
+}
+
+/// An error's own messages, each cause once, joined by ": " — without the debug dumps of SDK
+/// responses that `DisplayErrorContext` appends.
+fn messages(err: &(dyn StdError + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut cause: Option<&(dyn StdError + 'static)> = Some(err);
+    while let Some(e) = cause {
+        let text = scrub(&e.to_string());
+        let text = text.trim().trim_end_matches('.').to_string();
+        if !text.is_empty() && !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        cause = e.source();
+    }
+    parts.join(": ")
 }
 
 #[cfg(test)]

@@ -129,3 +129,62 @@ fn trace_logs_of_a_function_read_carry_no_environment_value() {
     ]);
     assert_no_secrets(&secrets, &[&stdout, &stderr]);
 }
+
+/// A stand-in for the instance-metadata endpoint of a container or CI runner: every request is
+/// answered 403. Serves until the test process ends.
+fn forbidding_metadata_endpoint() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let _ = stream.write_all(
+                b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            );
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[test]
+fn no_credentials_behind_a_forbidding_metadata_endpoint_says_how_to_configure_them() {
+    let fake = FakeAws::start();
+    fake.add_layer(
+        ARN,
+        std::fs::read(testdata("good/sample/deps.zip")).unwrap(),
+        &[],
+    );
+    let s = Scratch::new();
+    let mut cmd = s.cmd(&["fetch", ARN, "--dest", "out"]);
+    cmd.env_remove("AWS_EC2_METADATA_DISABLED")
+        .env(
+            "AWS_EC2_METADATA_SERVICE_ENDPOINT",
+            forbidding_metadata_endpoint(),
+        )
+        .env("AWS_ENDPOINT_URL", fake.endpoint())
+        .env("AWS_REGION", "eu-west-1")
+        .env("AWS_CONFIG_FILE", s.dir.path().join("no-aws-config"))
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            s.dir.path().join("no-aws-credentials"),
+        );
+    let (_, stderr) = s.assert_refused(&mut cmd, &[ARN, "credentials"], &[]);
+    assert!(
+        stderr.contains("AWS_PROFILE") && stderr.contains("aws configure"),
+        "the hint must say how to configure credentials:\n{stderr}"
+    );
+    assert!(
+        !stderr.contains("check the network"),
+        "not a network problem:\n{stderr}"
+    );
+    assert!(
+        stderr.lines().count() <= 6,
+        "a raw SDK dump instead of a message:\n{stderr}"
+    );
+    assert!(
+        fake.requests().is_empty(),
+        "nothing may be sent to Lambda unsigned"
+    );
+}
