@@ -8,7 +8,7 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use crate::support::fake_aws::{FakeAws, FunctionCode, FunctionSpec};
+use crate::support::fake_aws::{FakeAws, FunctionSpec};
 use crate::support::io_refusals::Scratch;
 use crate::support::tools::assert_no_secrets;
 

@@ -73,7 +73,7 @@ fn a_path_just_over_4096_bytes_of_short_names_is_refused() {
 fn names_at_the_limits_are_accepted() {
     let s = Scratch::new();
     let name = format!("python/{}", "n".repeat(255));
-    zip_with(&s.work().join("ok.zip"), &[name.clone()]);
+    zip_with(&s.work().join("ok.zip"), std::slice::from_ref(&name));
     let (code, _, stderr) =
         crate::support::tools::run_cmd(&mut s.cmd(&["fetch", "ok.zip", "--dest", "out"]));
     assert_eq!(code, 0, "{stderr}");
@@ -85,7 +85,7 @@ fn names_at_the_limits_are_accepted() {
 fn image_refuses_the_same_paths_naming_the_zip() {
     let s = Scratch::new();
     let name = format!("python/{}", "m".repeat(300));
-    zip_with(&s.work().join("hostile.zip"), &[name.clone()]);
+    zip_with(&s.work().join("hostile.zip"), std::slice::from_ref(&name));
     s.assert_refused(
         &mut s.cmd(&["image", "hostile.zip", "--oci-layout", "layout"]),
         &["hostile.zip", &name[..40], "over the limit of 255"],

@@ -12,6 +12,7 @@ mod batch_shared;
 mod check_image;
 mod fake_aws_functions_selftest;
 mod fake_aws_selftest;
+mod fetch_dest_writes;
 mod fetch_local;
 mod golden;
 mod hostile_zips;
