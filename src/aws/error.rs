@@ -6,8 +6,11 @@ use std::error::Error as StdError;
 
 use aws_credential_types::provider::error::CredentialsError;
 use aws_sdk_lambda::config::http::HttpResponse;
+use aws_sdk_lambda::config::interceptors::InterceptorContext;
+use aws_sdk_lambda::config::retry::{ClassifyRetry, RetryAction};
 use aws_sdk_lambda::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 
+use crate::net::is_unknown_host_error;
 use crate::net::redact::scrub;
 
 /// What went wrong with an AWS call, whatever the service.
@@ -113,8 +116,12 @@ where
         SdkError::TimeoutError(_) => Failure::Network {
             detail: "the request timed out".into(),
         },
+        SdkError::DispatchFailure(_) if is_unknown_host_error(err) => Failure::Network {
+            detail: "the endpoint's host name does not resolve (DNS: name not known); not retried"
+                .into(),
+        },
         SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => Failure::Network {
-            detail: scrub(&DisplayErrorContext(err).to_string()),
+            detail: messages(err),
         },
         _ => Failure::Service {
             code: String::new(),
@@ -167,6 +174,28 @@ fn credentials_failure(err: &(dyn StdError + 'static)) -> Option<String> {
         cause = e.source();
     }
     None
+}
+
+/// Makes the SDK give up at once on a host name that does not resolve: its standard retry
+/// classifier treats every connection error as transient, and five attempts with backoff only
+/// delay the same answer.
+#[derive(Debug, Default)]
+pub struct UnknownHostIsFinal;
+
+impl ClassifyRetry for UnknownHostIsFinal {
+    fn classify_retry(&self, ctx: &InterceptorContext) -> RetryAction {
+        match ctx.output_or_error() {
+            Some(Err(err)) => match err.as_connector_error() {
+                Some(conn) if is_unknown_host_error(conn) => RetryAction::RetryForbidden,
+                _ => RetryAction::NoActionIndicated,
+            },
+            _ => RetryAction::NoActionIndicated,
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        "layerport: unknown host is final"
+    }
 }
 
 /// An error's own messages, each cause once, joined by ": " — without the debug dumps of SDK

@@ -8,7 +8,7 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use crate::support::fake_aws::{FakeAws, FunctionSpec};
+use crate::support::fake_aws::{FakeAws, Fault, FunctionSpec};
 use crate::support::io_refusals::Scratch;
 use crate::support::tools::assert_no_secrets;
 
@@ -187,4 +187,106 @@ fn no_credentials_behind_a_forbidding_metadata_endpoint_says_how_to_configure_th
         fake.requests().is_empty(),
         "nothing may be sent to Lambda unsigned"
     );
+}
+
+/// Runs `fetch ARN` against `endpoint`: (exit code, stderr, seconds taken), checking that it
+/// left nothing behind.
+fn fetch_arn(endpoint: &str) -> (i32, String, f64) {
+    let s = Scratch::new();
+    let started = std::time::Instant::now();
+    let out = aws_cmd(&s, endpoint, &["fetch", ARN, "--dest", "out"])
+        .output()
+        .unwrap();
+    let took = started.elapsed().as_secs_f64();
+    let (_, stderr) = text(&out);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        !s.work().join("out").exists(),
+        "a failed fetch left its destination"
+    );
+    assert!(
+        Scratch::listing(&s.tmp()).is_empty(),
+        "scratch left in TMPDIR"
+    );
+    (out.status.code().unwrap_or(-1), stderr, took)
+}
+
+const UNKNOWN_HOST: &str = "http://layerport-no-such-host.invalid:9";
+
+#[test]
+fn an_unknown_lambda_endpoint_is_not_retried() {
+    let (code, stderr, took) = fetch_arn(UNKNOWN_HOST);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("does not resolve") && stderr.contains("GetLayerVersionByArn"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("hint:"), "{stderr}");
+    assert!(
+        !stderr.contains("DispatchFailure("),
+        "a debug dump instead of a message:\n{stderr}"
+    );
+    // Five attempts with the SDK's backoff took about ten seconds.
+    assert!(took < 5.0, "retried for {took:.1}s:\n{stderr}");
+}
+
+#[test]
+fn an_unknown_download_host_is_not_retried() {
+    let fake = FakeAws::start();
+    fake.add_layer(
+        ARN,
+        std::fs::read(testdata("good/sample/deps.zip")).unwrap(),
+        &[],
+    );
+    fake.inject(Fault::LocationBase {
+        base: UNKNOWN_HOST.into(),
+    });
+    let (code, stderr, _) = fetch_arn(&fake.endpoint());
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("does not resolve"), "{stderr}");
+    assert!(!stderr.contains("retrying"), "retried:\n{stderr}");
+    assert!(!stderr.contains("attempts"), "{stderr}");
+}
+
+#[test]
+fn a_refused_download_does_not_say_after_1_attempts() {
+    let fake = FakeAws::start();
+    fake.add_layer(
+        ARN,
+        std::fs::read(testdata("good/sample/deps.zip")).unwrap(),
+        &[],
+    );
+    fake.inject(Fault::DownloadStatus {
+        status: 404,
+        body: "<Error><Code>NoSuchKey</Code></Error>".into(),
+    });
+    let (code, stderr, _) = fetch_arn(&fake.endpoint());
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("HTTP 404") && stderr.contains("hint:"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("after 1 attempts"), "{stderr}");
+}
+
+#[test]
+fn a_5xx_that_is_not_an_aws_error_says_the_status_and_operation() {
+    let fake = FakeAws::start();
+    fake.add_layer(
+        ARN,
+        std::fs::read(testdata("good/sample/deps.zip")).unwrap(),
+        &[],
+    );
+    // 501 is not retried by the SDK (500/502/503/504 are), so one fault is enough.
+    fake.inject(Fault::LambdaRaw {
+        status: 501,
+        body: "<html><body>Not Implemented</body></html>".into(),
+    });
+    let (code, stderr, _) = fetch_arn(&fake.endpoint());
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("HTTP 501") && stderr.contains("GetLayerVersionByArn"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("no message"), "{stderr}");
 }
