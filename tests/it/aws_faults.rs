@@ -290,3 +290,48 @@ fn a_5xx_that_is_not_an_aws_error_says_the_status_and_operation() {
     );
     assert!(!stderr.contains("no message"), "{stderr}");
 }
+
+#[test]
+fn an_unused_s3_bucket_is_mentioned() {
+    let fake = FakeAws::start();
+    fake.add_s3_bucket("uploads");
+    let s = Scratch::new();
+    let zip = testdata("good/sample/deps.zip");
+    let layout = aws_cmd(
+        &s,
+        &fake.endpoint(),
+        &["image", zip.to_str().unwrap(), "--oci-layout", "layout:v1"],
+    )
+    .output()
+    .unwrap();
+    assert!(layout.status.success(), "{}", text(&layout).1);
+    let out = aws_cmd(
+        &s,
+        &fake.endpoint(),
+        &[
+            "zip",
+            "oci:layout:v1",
+            "-o",
+            "layer.zip",
+            "--publish",
+            "deps",
+            "--s3-bucket",
+            "uploads",
+        ],
+    )
+    .output()
+    .unwrap();
+    let (_, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("not through s3://uploads"),
+        "--s3-bucket was silently unused:\n{stderr}"
+    );
+    assert!(
+        !fake
+            .requests()
+            .iter()
+            .any(|r| r.service.as_deref() == Some("s3")),
+        "a small zip must not go through S3"
+    );
+}
