@@ -169,7 +169,7 @@ pub fn check_output_file(path: &Path, what: &'static str) -> Result<()> {
     Err(LayerError::Output {
         what,
         path: path.to_path_buf(),
-        problem: format!("it exists and is {kind}, which would be replaced by a regular file"),
+        problem: format!("it exists and is {kind}, not a regular file that could be replaced"),
         hint: "give the path of a new or regular file (it is replaced whole), or `-` to write to stdout",
     })
 }

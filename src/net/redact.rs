@@ -65,6 +65,12 @@ fn drop_byte_literals(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(start) = rest.find("b\"") {
+        // A literal starts a token (`Some(b"…")`); `"lib"` in ordinary text is not one.
+        if start > 0 && rest.as_bytes()[start - 1].is_ascii_alphanumeric() {
+            out.push_str(&rest[..start + 2]);
+            rest = &rest[start + 2..];
+            continue;
+        }
         let body = &rest[start + 2..];
         let mut end = None;
         let mut escaped = false;
@@ -267,7 +273,7 @@ mod tests {
 
     #[test]
     fn ordinary_words_survive() {
-        let line = "signature_location: Headers signing request; token bucket for RetryPartition";
+        let line = "signature_location: Headers signing request; token bucket for RetryPartition; entry \"python/lib\" is fine";
         assert_eq!(log_text(line), line);
     }
 

@@ -154,3 +154,21 @@ fn json_is_refused_when_stdout_carries_the_data() {
     }
     assert!(Scratch::listing(&s.work()).is_empty());
 }
+
+#[test]
+fn an_oci_layout_path_that_is_a_fifo_is_refused() {
+    let s = Scratch::new();
+    mkfifo(&s.work().join("pipe"));
+    let zip = testdata(ZIP);
+    s.assert_refused(
+        &mut s.cmd(&["image", zip.to_str().unwrap(), "--oci-layout", "pipe:v1"]),
+        &["pipe", "not a directory"],
+        &["pipe"],
+    );
+    assert!(
+        fs::metadata(s.work().join("pipe"))
+            .unwrap()
+            .file_type()
+            .is_fifo()
+    );
+}
