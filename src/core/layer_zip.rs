@@ -32,7 +32,7 @@ pub const MAX_PATH_BYTES: usize = 4096;
 pub const MAX_COMPONENT_BYTES: usize = 255;
 /// All paths of one zip together, its parents included: far above any real layer, low enough that
 /// deeply nested names (each parent a separate path) cannot exhaust memory.
-const MAX_TOTAL_PATH_BYTES: usize = 256 << 20;
+const MAX_TOTAL_PATH_BYTES: usize = 64 << 20;
 /// How much of a refused name an error shows.
 const SHOWN_NAME_BYTES: usize = 120;
 

@@ -92,3 +92,20 @@ fn image_refuses_the_same_paths_naming_the_zip() {
         &["hostile.zip"],
     );
 }
+
+#[test]
+fn many_deep_entries_are_refused_before_their_parents_exhaust_memory() {
+    // Each name is legal (4085 bytes), but each brings 2041 parent directories of its own:
+    // 40 of them would need ~170 MB of paths (and more for every copy of the tree).
+    let names: Vec<String> = (0..40)
+        .map(|i| format!("d{i:02}/{}x", "a/".repeat(2040)))
+        .collect();
+    assert!(names.iter().all(|n| n.len() <= 4096));
+    let s = Scratch::new();
+    zip_with(&s.work().join("hostile.zip"), &names);
+    s.assert_refused(
+        &mut s.cmd(&["fetch", "hostile.zip", "--dest", "out"]),
+        &["hostile.zip", "/a/a/a/a/a", "nests too many entries too deeply"],
+        &["hostile.zip"],
+    );
+}
