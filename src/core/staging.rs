@@ -174,6 +174,20 @@ pub fn check_output_file(path: &Path, what: &'static str) -> Result<()> {
     })
 }
 
+/// Refuses `-` when stdout is a terminal: an archive or a zip there is only noise (and can upset it).
+pub fn check_stdout_output(what: &'static str) -> Result<()> {
+    use std::io::IsTerminal;
+    if io::stdout().is_terminal() {
+        return Err(LayerError::Output {
+            what,
+            path: PathBuf::from("-"),
+            problem: "stdout is a terminal".into(),
+            hint: "redirect stdout to a file or a pipe (`> image.tar`, `| docker load`), or give a file path",
+        });
+    }
+    Ok(())
+}
+
 /// Sends a finished output file to stdout (`-`): only once it is complete, so a failure before
 /// this point leaves stdout empty.
 pub fn copy_to_stdout(path: &Path) -> Result<()> {

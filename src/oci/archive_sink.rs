@@ -10,7 +10,9 @@ use serde_json::json;
 
 use crate::core::error::{LayerError, Result};
 use crate::core::layer_gzip::LayerDigests;
-use crate::core::staging::{Staging, check_output_file, copy_to_stdout, is_stdout};
+use crate::core::staging::{
+    Staging, check_output_file, check_stdout_output, copy_to_stdout, is_stdout,
+};
 use crate::core::tar_writer::TarWriter;
 use crate::oci::canonical_json::to_canonical_bytes;
 use crate::oci::image::{BaseImage, BuiltImage};
@@ -34,6 +36,7 @@ impl ArchiveSink {
     /// next to it (in TMPDIR for `-`, stdout).
     pub fn create(file: &Path, tag: Option<&str>) -> Result<Self> {
         let staging = if is_stdout(file) {
+            check_stdout_output("cannot write a docker archive to")?;
             Staging::in_temp()?
         } else {
             check_output_file(file, "cannot write a docker archive to")?;

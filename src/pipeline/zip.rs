@@ -19,7 +19,9 @@ use crate::core::apply::{
 };
 use crate::core::error::LayerError;
 use crate::core::layer_zip::LAMBDA_UNZIPPED_LIMIT;
-use crate::core::staging::{Staging, check_output_file, copy_to_stdout, is_stdout};
+use crate::core::staging::{
+    Staging, check_output_file, check_stdout_output, copy_to_stdout, is_stdout,
+};
 use crate::core::warnings::Warning;
 use crate::core::zip_writer::{
     self, Compressor, DosTime, EntryKind, ZipEntry, ZipOptions, ZipSummary, ZipWriteError,
@@ -62,7 +64,9 @@ pub struct PublishedReport {
 
 pub fn run(settings: &ZipSettings, ctx: &Context) -> Result<ZipReport> {
     let output = &settings.output;
-    if !is_stdout(output) {
+    if is_stdout(output) {
+        check_stdout_output("cannot write the zip to")?;
+    } else {
         check_output_file(output, "cannot write the zip to")?;
     }
     let store = open_image(ctx, &settings.image)?;

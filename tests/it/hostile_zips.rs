@@ -105,7 +105,11 @@ fn many_deep_entries_are_refused_before_their_parents_exhaust_memory() {
     zip_with(&s.work().join("hostile.zip"), &names);
     s.assert_refused(
         &mut s.cmd(&["fetch", "hostile.zip", "--dest", "out"]),
-        &["hostile.zip", "/a/a/a/a/a", "nests too many entries too deeply"],
+        &[
+            "hostile.zip",
+            "/a/a/a/a/a",
+            "nests too many entries too deeply",
+        ],
         &["hostile.zip"],
     );
 }

@@ -172,3 +172,31 @@ fn an_oci_layout_path_that_is_a_fifo_is_refused() {
             .is_fifo()
     );
 }
+
+#[test]
+fn dash_is_refused_when_stdout_is_a_terminal() {
+    crate::support::tools::require_tool("script", "util-linux");
+    let s = Scratch::new();
+    let zip = testdata(ZIP);
+    let line = format!(
+        "'{}' image '{}' --docker-archive -",
+        crate::support::tools::bin().display(),
+        zip.display()
+    );
+    // `script` gives the command a pseudo-terminal as its stdout.
+    let cmd = s.cmd::<&str>(&[]);
+    let mut script = Command::new("script");
+    script
+        .args(["-qec", &line, "/dev/null"])
+        .current_dir(s.work())
+        .env_clear()
+        .envs(cmd.get_envs().filter_map(|(k, v)| v.map(|v| (k, v))));
+    let (code, stdout, _) = run_cmd(&mut script);
+    assert_ne!(code, 0, "{stdout}");
+    assert!(
+        stdout.contains("stdout is a terminal") && stdout.contains("hint:"),
+        "{stdout}"
+    );
+    assert!(Scratch::listing(&s.work()).is_empty());
+    assert!(Scratch::listing(&s.tmp()).is_empty());
+}
