@@ -532,7 +532,7 @@ pub fn path_limit_problem(path: &str) -> Option<String> {
 }
 
 /// An entry name for messages: lossy UTF-8, cut short (a hostile name can be 64 KB).
-fn shown_name(raw: &[u8]) -> String {
+pub(crate) fn shown_name(raw: &[u8]) -> String {
     if raw.len() <= SHOWN_NAME_BYTES {
         return String::from_utf8_lossy(raw).into_owned();
     }

@@ -113,3 +113,21 @@ fn many_deep_entries_are_refused_before_their_parents_exhaust_memory() {
         &["hostile.zip"],
     );
 }
+
+#[test]
+fn a_path_that_fits_alone_but_not_under_the_prefix_is_refused_by_image() {
+    let s = Scratch::new();
+    // 4094 bytes: legal in the zip, 4098 as opt/… in the layer.
+    let path = format!("{}abcd", "abcdefghi/".repeat(409));
+    assert_eq!(path.len(), 4094);
+    zip_with(&s.work().join("long.zip"), std::slice::from_ref(&path));
+    s.assert_refused(
+        &mut s.cmd(&["image", "long.zip", "--oci-layout", "layout"]),
+        &[
+            "long.zip",
+            &path[..40],
+            "under /opt, over the limit of 4096",
+        ],
+        &["long.zip"],
+    );
+}
