@@ -200,3 +200,20 @@ fn dash_is_refused_when_stdout_is_a_terminal() {
     assert!(Scratch::listing(&s.work()).is_empty());
     assert!(Scratch::listing(&s.tmp()).is_empty());
 }
+
+#[test]
+fn a_batch_job_may_not_write_to_stdout() {
+    let s = Scratch::new();
+    let zip = testdata(ZIP);
+    let plan = format!(
+        "[[job]]\nname = \"streamed\"\nkind = \"image\"\nlayers = [{:?}]\ndocker_archive = \"-\"\n",
+        zip.to_str().unwrap()
+    );
+    fs::write(s.work().join("plan.toml"), plan).unwrap();
+    let (_, stderr) = s.assert_refused(
+        &mut s.cmd(&["batch", "plan.toml"]),
+        &["plan.toml", "streamed", "stdout"],
+        &["plan.toml"],
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
