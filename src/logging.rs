@@ -61,13 +61,57 @@ struct RedactingWriter;
 impl Write for RedactingWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let text = String::from_utf8_lossy(buf);
-        io::stderr()
-            .lock()
-            .write_all(redact::log_text(&text).as_bytes())?;
+        // On a terminal, colour codes sit between a field's name and its value: redact the plain
+        // text, and keep the colours only when there was nothing to remove.
+        let shown = if text.contains('\x1b') {
+            let plain = strip_ansi(&text);
+            let redacted = redact::log_text(&plain);
+            if redacted == plain {
+                text.into_owned()
+            } else {
+                redacted
+            }
+        } else {
+            redact::log_text(&text)
+        };
+        io::stderr().lock().write_all(shown.as_bytes())?;
         Ok(buf.len())
     }
 
     fn flush(&mut self) -> io::Result<()> {
         io::stderr().flush()
+    }
+}
+
+/// Removes ANSI colour sequences (`ESC [ … letter`).
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            if chars.next() == Some('[') {
+                for c in chars.by_ref() {
+                    if c.is_ascii_alphabetic() {
+                        break;
+                    }
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn colour_codes_do_not_hide_a_secret_from_redaction() {
+        let coloured = "\x1b[3maccess_key_id\x1b[0m\x1b[2m=\x1b[0mAKIDCOLOUREDSECRET1 done";
+        let plain = strip_ansi(coloured);
+        assert_eq!(plain, "access_key_id=AKIDCOLOUREDSECRET1 done");
+        assert!(!redact::log_text(&plain).contains("AKIDCOLOUREDSECRET1"));
     }
 }
