@@ -131,3 +131,29 @@ fn a_path_that_fits_alone_but_not_under_the_prefix_is_refused_by_image() {
         &["long.zip"],
     );
 }
+
+#[test]
+fn a_path_too_long_under_the_destination_names_the_zip_not_a_temp_path() {
+    let s = Scratch::new();
+    let name = format!("python/{}x.py", "abcdefghi/".repeat(30)); // 310 bytes: fine alone
+    zip_with(&s.work().join("layer.zip"), std::slice::from_ref(&name));
+    // A destination nested so deep that the entry no longer fits PATH_MAX under it.
+    let deep: std::path::PathBuf = (0..15).map(|_| "d".repeat(250)).collect();
+    fs::create_dir_all(s.work().join(&deep)).unwrap();
+    let dest = deep.join("dest");
+    let dest = dest.to_str().unwrap();
+    let (_, stderr) = s.assert_refused(
+        &mut s.cmd(&["fetch", "layer.zip", "--dest", dest]),
+        &[
+            "layer.zip",
+            "python/abcdefghi",
+            "over the system's limit of 4096",
+        ],
+        &[&"d".repeat(250), "layer.zip"],
+    );
+    assert!(!stderr.contains(".layerport-"), "{stderr}");
+    assert!(
+        Scratch::listing(&s.work().join(&deep)).is_empty(),
+        "left behind next to the destination"
+    );
+}
