@@ -21,6 +21,11 @@ declare -A PACKAGES=(
   [python3]=python3
   [debootstrap]=debootstrap
   [unshare]=util-linux
+  # fetch_dest_writes: an unwritable directory (immutable flag) and a fetch as a non-root user
+  [chattr]=e2fsprogs
+  [setpriv]=util-linux
+  # output_paths: `-` refused when stdout is a terminal (script gives the command a pty)
+  [script]=util-linux
   # scripts/build-image.sh assembles the shippable image (stripping the binary), podman runs it
   [buildah]=buildah
   [strip]=binutils

@@ -46,7 +46,8 @@ pub struct GlobalArgs {
     /// Only errors on stderr
     #[arg(short, long, global = true, conflicts_with = "verbose", help_heading = OUTPUT_HEADING)]
     pub quiet: bool,
-    /// More detail on stderr (-vv for debug)
+    /// More detail on stderr (-vv for debug). LAYERPORT_LOG=FILTER sets any tracing filter instead
+    /// (e.g. debug, or trace for the AWS SDK's traces); secrets are redacted at every level
     #[arg(short, long, global = true, action = clap::ArgAction::Count, help_heading = OUTPUT_HEADING)]
     pub verbose: u8,
 }
@@ -186,8 +187,8 @@ pub struct ImageArgs {
     /// Write an OCI image layout to DIR, tagged TAG in its index.json
     #[arg(long, value_name = "DIR[:TAG]")]
     pub oci_layout: Option<String>,
-    /// Write a `docker load` archive to FILE, named TAG (e.g. myimg:v1)
-    #[arg(long, value_name = "FILE[:TAG]")]
+    /// Write a `docker load` archive to FILE, named TAG (e.g. myimg:v1); `-` streams it to stdout
+    #[arg(long, value_name = "FILE[:TAG]", allow_hyphen_values = true)]
     pub docker_archive: Option<String>,
     /// linux/amd64 or linux/arm64 (default: the layer's architecture, else linux/amd64)
     #[arg(long, value_name = "PLATFORM")]
@@ -314,7 +315,7 @@ pub struct ZipArgs {
     /// The image: a registry reference, oci:DIR[:TAG] or docker-archive:FILE
     #[arg(value_name = "IMAGE")]
     pub image: String,
-    /// The layer zip to write
+    /// The layer zip to write; `-` streams it to stdout
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     pub output: PathBuf,
     /// The directory of the image that becomes the zip's root

@@ -9,6 +9,7 @@ use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 use tracing::{debug, warn};
 
+use crate::net::NetworkCause;
 use crate::net::redact::{http_error, url_for_log};
 use crate::net::retry::RetryPolicy;
 
@@ -22,7 +23,8 @@ pub enum DownloadError {
     )]
     Mismatch { what: String, detail: String },
     #[error(
-        "downloading {what} from {url} failed after {attempts} attempts: {detail}\n  hint: {hint}"
+        "downloading {what} from {url} failed{}: {detail}\n  hint: {hint}",
+        after_attempts(*attempts)
     )]
     Failed {
         what: String,
@@ -101,11 +103,24 @@ async fn try_once(
             source: e,
         })
     };
-    let response = client
-        .get(url)
-        .send()
-        .await
-        .map_err(|e| Attempt::Retry(http_error(&e)))?;
+    let response = client.get(url).send().await.map_err(|e| match NetworkCause::of(&e) {
+        // Every attempt would get the same answer.
+        NetworkCause::UnknownHost => Attempt::Fatal(DownloadError::Failed {
+            what: what.to_string(),
+            url: url_for_log(url),
+            attempts: 1,
+            detail: format!("the host name does not resolve ({})", http_error(&e)),
+            hint: "check the host name of the download endpoint (AWS_ENDPOINT_URL and DNS); it was not retried",
+        }),
+        NetworkCause::Certificate => Attempt::Fatal(DownloadError::Failed {
+            what: what.to_string(),
+            url: url_for_log(url),
+            attempts: 1,
+            detail: http_error(&e),
+            hint: "the server's certificate is not trusted; point SSL_CERT_FILE at the CA that signed it",
+        }),
+        NetworkCause::Transient => Attempt::Retry(http_error(&e)),
+    })?;
     let status = response.status();
     if status == reqwest::StatusCode::FORBIDDEN {
         return Err(Attempt::Fatal(DownloadError::Expired {
@@ -165,6 +180,15 @@ async fn try_once(
         )));
     }
     Ok(sha)
+}
+
+/// " after N attempts" when there were several, else nothing.
+fn after_attempts(attempts: u32) -> String {
+    if attempts > 1 {
+        format!(" after {attempts} attempts")
+    } else {
+        String::new()
+    }
 }
 
 fn mismatch(what: &str, detail: String) -> DownloadError {

@@ -6,8 +6,11 @@ use std::error::Error as StdError;
 
 use aws_credential_types::provider::error::CredentialsError;
 use aws_sdk_lambda::config::http::HttpResponse;
+use aws_sdk_lambda::config::interceptors::InterceptorContext;
+use aws_sdk_lambda::config::retry::{ClassifyRetry, RetryAction};
 use aws_sdk_lambda::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 
+use crate::net::is_unknown_host_error;
 use crate::net::redact::scrub;
 
 /// What went wrong with an AWS call, whatever the service.
@@ -92,7 +95,7 @@ impl Failure {
 }
 
 /// How to provide credentials, for every "no credentials" error.
-pub const NO_CREDENTIALS_HINT: &str = "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, choose a profile with --profile or AWS_PROFILE, run `aws sso login`, or run where a role is available (instance profile, ECS task role, web identity); in a Docker build pass them as a BuildKit secret (see Dockerfile.example)";
+pub const NO_CREDENTIALS_HINT: &str = "configure AWS credentials: choose a profile with AWS_PROFILE or --profile (made with `aws configure`, or `aws configure sso` then `aws sso login`), or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run where a role is available (instance profile, ECS task role, web identity); in a Docker build pass them as a BuildKit secret (see Dockerfile.example)";
 
 /// Classifies a failed SDK call.
 pub fn classify<E>(err: &SdkError<E, HttpResponse>) -> Failure
@@ -113,8 +116,12 @@ where
         SdkError::TimeoutError(_) => Failure::Network {
             detail: "the request timed out".into(),
         },
+        SdkError::DispatchFailure(_) if is_unknown_host_error(err) => Failure::Network {
+            detail: "the endpoint's host name does not resolve (DNS: name not known); not retried"
+                .into(),
+        },
         SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => Failure::Network {
-            detail: scrub(&DisplayErrorContext(err).to_string()),
+            detail: messages(err),
         },
         _ => Failure::Service {
             code: String::new(),
@@ -155,17 +162,56 @@ fn credentials_failure(err: &(dyn StdError + 'static)) -> Option<String> {
     let mut cause: Option<&(dyn StdError + 'static)> = Some(err);
     while let Some(e) = cause {
         if let Some(creds) = e.downcast_ref::<CredentialsError>() {
+            const NONE: &str = "no source of the default chain (environment, profile, SSO, web identity, container, instance metadata) provided any";
             let detail = match creds {
-                CredentialsError::CredentialsNotLoaded(_) => {
-                    "no source of the default chain (environment, profile, SSO, web identity, container, instance metadata) provided any".to_string()
-                }
-                other => scrub(&DisplayErrorContext(other).to_string()),
+                CredentialsError::CredentialsNotLoaded(_) => NONE.to_string(),
+                // The chain's last source was the instance metadata, which refused: in a
+                // container or CI runner that only means no credentials were configured.
+                other => format!("{NONE}; the last one tried said: {}", messages(other)),
             };
             return Some(detail);
         }
         cause = e.source();
     }
     None
+}
+
+/// Makes the SDK give up at once on a host name that does not resolve: its standard retry
+/// classifier treats every connection error as transient, and five attempts with backoff only
+/// delay the same answer.
+#[derive(Debug, Default)]
+pub struct UnknownHostIsFinal;
+
+impl ClassifyRetry for UnknownHostIsFinal {
+    fn classify_retry(&self, ctx: &InterceptorContext) -> RetryAction {
+        match ctx.output_or_error() {
+            Some(Err(err)) => match err.as_connector_error() {
+                Some(conn) if is_unknown_host_error(conn) => RetryAction::RetryForbidden,
+                _ => RetryAction::NoActionIndicated,
+            },
+            _ => RetryAction::NoActionIndicated,
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        "layerport: unknown host is final"
+    }
+}
+
+/// An error's own messages, each cause once, joined by ": " — without the debug dumps of SDK
+/// responses that `DisplayErrorContext` appends.
+fn messages(err: &(dyn StdError + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut cause: Option<&(dyn StdError + 'static)> = Some(err);
+    while let Some(e) = cause {
+        let text = scrub(&e.to_string());
+        let text = text.trim().trim_end_matches('.').to_string();
+        if !text.is_empty() && !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        cause = e.source();
+    }
+    parts.join(": ")
 }
 
 #[cfg(test)]

@@ -79,6 +79,7 @@ impl AwsClients {
         cached(&self.lambda, region, || {
             let conf = aws_sdk_lambda::config::Builder::from(config)
                 .region(Region::new(region.to_string()))
+                .retry_classifier(error::UnknownHostIsFinal)
                 .build();
             aws_sdk_lambda::Client::from_conf(conf)
         })
@@ -90,6 +91,7 @@ impl AwsClients {
         cached(&self.ecr, region, || {
             let conf = aws_sdk_ecr::config::Builder::from(config)
                 .region(Region::new(region.to_string()))
+                .retry_classifier(error::UnknownHostIsFinal)
                 .build();
             aws_sdk_ecr::Client::from_conf(conf)
         })
@@ -104,6 +106,7 @@ impl AwsClients {
                 || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some();
             let conf = aws_sdk_s3::config::Builder::from(config)
                 .region(Region::new(region.to_string()))
+                .retry_classifier(error::UnknownHostIsFinal)
                 .force_path_style(custom_endpoint)
                 .build();
             aws_sdk_s3::Client::from_conf(conf)

@@ -15,7 +15,9 @@ use crate::settings::ImageSettings;
 pub fn run(settings: &ImageSettings, ctx: &Context) -> Result<ImageReport> {
     let sink = pipeline::open_sink(ctx, &settings.output, settings.create_repository)?;
     let outcome = pipeline::run(ctx, &settings.request, sink)?;
-    Ok(ImageReport::new(outcome))
+    let mut report = ImageReport::new(outcome);
+    report.to_stdout = settings.output.writes_to_stdout();
+    Ok(report)
 }
 
 #[derive(Debug, Serialize)]
@@ -30,6 +32,9 @@ pub struct ImageReport {
     pub blobs: Option<Vec<BlobReport>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub manifest_pushed: Option<bool>,
+    /// The archive itself went to stdout (`--docker-archive -`): nothing may follow it there.
+    #[serde(skip)]
+    pub to_stdout: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -72,6 +77,7 @@ impl ImageReport {
             layers,
             manifest_pushed: push.as_ref().map(|p| p.manifest_pushed),
             blobs: push.map(|p| p.blobs),
+            to_stdout: false,
         }
     }
 }
@@ -104,5 +110,9 @@ impl Report for ImageReport {
             SinkKind::Registry => self.output.reference.clone(),
             _ => self.manifest_digest.to_string(),
         }
+    }
+
+    fn streamed(&self) -> bool {
+        self.to_stdout
     }
 }

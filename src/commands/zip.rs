@@ -15,6 +15,11 @@ impl Report for ZipReport {
             None => self.zip.clone(),
         }
     }
+
+    /// With `-o -` stdout carried the zip itself: nothing else may follow it there.
+    fn streamed(&self) -> bool {
+        self.zip == "-"
+    }
 }
 
 pub fn run(settings: &ZipSettings, ctx: &Context) -> Result<ZipReport> {

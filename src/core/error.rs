@@ -13,6 +13,17 @@ pub enum LayerError {
         source: io::Error,
     },
 
+    /// Writing into the destination failed (a directory that may not be written, a full disk).
+    #[error("{zip}: cannot write entry {entry:?} into {dir}: {source}\n  hint: {hint}")]
+    WriteEntry {
+        zip: String,
+        entry: String,
+        dir: PathBuf,
+        #[source]
+        source: io::Error,
+        hint: &'static str,
+    },
+
     #[error("{zip} is not a readable zip archive ({detail})\n  hint: {hint}")]
     NotAZip {
         zip: String,

@@ -26,6 +26,16 @@ pub(crate) const S_IFREG: u32 = 0o100000;
 pub(crate) const S_IFLNK: u32 = 0o120000;
 const MAX_SYMLINK_TARGET: u64 = 4096;
 
+/// Linux's PATH_MAX: no path longer than this can be created, so none is accepted from a zip.
+pub const MAX_PATH_BYTES: usize = 4096;
+/// Linux's NAME_MAX: the longest name of one path component.
+pub const MAX_COMPONENT_BYTES: usize = 255;
+/// All paths of one zip together, its parents included: far above any real layer, low enough that
+/// deeply nested names (each parent a separate path) cannot exhaust memory.
+const MAX_TOTAL_PATH_BYTES: usize = 64 << 20;
+/// How much of a refused name an error shows.
+const SHOWN_NAME_BYTES: usize = 120;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EntryKind {
     Dir,
@@ -165,7 +175,7 @@ impl<R: Read + Seek> ZipLayer<R> {
                 hint: "the archive is damaged; download or build it again",
             })?;
         let raw_name = file.name_raw().to_vec();
-        let shown = String::from_utf8_lossy(&raw_name).into_owned();
+        let shown = shown_name(&raw_name);
         if file.encrypted() {
             return Err(LayerError::bad_entry(
                 &zip_name,
@@ -195,6 +205,14 @@ impl<R: Read + Seek> ZipLayer<R> {
                 "layer paths must be relative and stay inside the layer; rename or remove the entry",
             )
         })?;
+        if let Some(problem) = path_limit_problem(&norm.path) {
+            return Err(LayerError::bad_entry(
+                &zip_name,
+                &shown,
+                problem,
+                "no filesystem can hold such a path; rebuild the zip without it (Linux allows 4096 bytes per path, 255 per name)",
+            ));
+        }
         if norm.had_backslashes {
             self.warnings.push(Warning::backslash(&shown, &norm.path));
         }
@@ -371,7 +389,8 @@ impl<R: Read + Seek> ZipLayer<R> {
 
     /// Within one zip, nothing may be written through a symlink, and a file cannot also be a directory.
     fn check_structure(&mut self) -> Result<()> {
-        let mut missing = Vec::new();
+        let mut missing = std::collections::BTreeSet::new();
+        let mut total: usize = self.entries.keys().map(String::len).sum();
         for (path, _) in self.entries.iter() {
             for parent in paths::ancestors(path) {
                 match self.entries.get(parent).map(|e| &e.kind) {
@@ -394,7 +413,22 @@ impl<R: Read + Seek> ZipLayer<R> {
                         ));
                     }
                     Some(EntryKind::Dir) => {}
-                    None => missing.push(parent.to_string()),
+                    None => {
+                        if !missing.contains(parent) {
+                            total += parent.len();
+                            if total > MAX_TOTAL_PATH_BYTES {
+                                return Err(LayerError::bad_entry(
+                                    &self.name,
+                                    &shown_name(path.as_bytes()),
+                                    format!(
+                                        "takes the zip's paths (with their parent directories) past {MAX_TOTAL_PATH_BYTES} bytes"
+                                    ),
+                                    "the zip nests too many entries too deeply to be a layer; rebuild it with a flatter tree",
+                                ));
+                            }
+                            missing.insert(parent.to_string());
+                        }
+                    }
                 }
             }
         }
@@ -477,6 +511,36 @@ impl<R: Read + Seek> ZipLayer<R> {
         self.copy_buf = buf;
         Ok(written)
     }
+}
+
+/// Why a normalised path cannot exist on Linux: too long as a whole, or a name too long.
+pub fn path_limit_problem(path: &str) -> Option<String> {
+    if path.len() > MAX_PATH_BYTES {
+        return Some(format!(
+            "is a path of {} bytes, over the limit of {MAX_PATH_BYTES}",
+            path.len()
+        ));
+    }
+    path.split('/')
+        .find(|c| c.len() > MAX_COMPONENT_BYTES)
+        .map(|c| {
+            format!(
+                "has a name of {} bytes, over the limit of {MAX_COMPONENT_BYTES}",
+                c.len()
+            )
+        })
+}
+
+/// An entry name for messages: lossy UTF-8, cut short (a hostile name can be 64 KB).
+pub(crate) fn shown_name(raw: &[u8]) -> String {
+    if raw.len() <= SHOWN_NAME_BYTES {
+        return String::from_utf8_lossy(raw).into_owned();
+    }
+    format!(
+        "{}… ({} bytes)",
+        String::from_utf8_lossy(&raw[..SHOWN_NAME_BYTES]),
+        raw.len()
+    )
 }
 
 pub(crate) fn size_mismatch(zip: &str, path: &str, inflated: u64, declared: u64) -> LayerError {

@@ -2,7 +2,8 @@
 //! moved into place by rename, so a failure leaves nothing behind.
 
 use std::fs;
-use std::io::Write;
+use std::io::{self, Write};
+use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 
 use crate::core::error::{LayerError, Result};
@@ -126,4 +127,72 @@ pub fn write_file_atomic(dest: &Path, bytes: &[u8]) -> Result<()> {
     tmp.persist(dest)
         .map_err(|e| LayerError::io(dest, e.error))?;
     Ok(())
+}
+
+/// `-` as an output path: the data goes to stdout (where the format allows it).
+pub fn is_stdout(path: &Path) -> bool {
+    path.as_os_str() == "-"
+}
+
+/// Refuses an existing output that is not a regular file: the output is replaced by rename, which
+/// would silently put a regular file where a device, a FIFO or a socket was (`/dev/null`!).
+pub fn check_output_file(path: &Path, what: &'static str) -> Result<()> {
+    let meta = match fs::metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => {
+            return Err(LayerError::Output {
+                what,
+                path: path.to_path_buf(),
+                problem: format!("cannot inspect it: {e}"),
+                hint: "check the path and the permissions of its directories",
+            });
+        }
+    };
+    if meta.is_file() {
+        return Ok(());
+    }
+    let t = meta.file_type();
+    let kind = if t.is_dir() {
+        "a directory"
+    } else if t.is_fifo() {
+        "a FIFO (named pipe)"
+    } else if t.is_char_device() {
+        "a character device"
+    } else if t.is_block_device() {
+        "a block device"
+    } else if t.is_socket() {
+        "a socket"
+    } else {
+        "not a regular file"
+    };
+    Err(LayerError::Output {
+        what,
+        path: path.to_path_buf(),
+        problem: format!("it exists and is {kind}, not a regular file that could be replaced"),
+        hint: "give the path of a new or regular file (it is replaced whole), or `-` to write to stdout",
+    })
+}
+
+/// Refuses `-` when stdout is a terminal: an archive or a zip there is only noise (and can upset it).
+pub fn check_stdout_output(what: &'static str) -> Result<()> {
+    use std::io::IsTerminal;
+    if io::stdout().is_terminal() {
+        return Err(LayerError::Output {
+            what,
+            path: PathBuf::from("-"),
+            problem: "stdout is a terminal".into(),
+            hint: "redirect stdout to a file or a pipe (`> image.tar`, `| docker load`), or give a file path",
+        });
+    }
+    Ok(())
+}
+
+/// Sends a finished output file to stdout (`-`): only once it is complete, so a failure before
+/// this point leaves stdout empty.
+pub fn copy_to_stdout(path: &Path) -> Result<()> {
+    let mut file = fs::File::open(path).map_err(|e| LayerError::io(path, e))?;
+    let mut out = io::stdout().lock();
+    io::copy(&mut file, &mut out).map_err(LayerError::WriteOutput)?;
+    out.flush().map_err(LayerError::WriteOutput)
 }

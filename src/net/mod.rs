@@ -60,11 +60,16 @@ pub fn is_untrusted_certificate(err: &reqwest::Error) -> bool {
 /// The host name does not resolve ("Name or service not known"): retrying cannot help, unlike a
 /// temporary resolver failure or a refused connection.
 pub fn is_unknown_host(err: &reqwest::Error) -> bool {
+    is_unknown_host_error(err)
+}
+
+/// The same test on any error chain (the AWS SDK's connector errors too).
+pub fn is_unknown_host_error(err: &(dyn std::error::Error + 'static)) -> bool {
     let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(err);
     let mut dns = false;
     while let Some(e) = cause {
         let text = e.to_string();
-        if text.starts_with("dns error") {
+        if text.starts_with("dns error") || text.contains(": dns error") {
             dns = true;
         }
         if dns && (text.contains("not known") || text.contains("No address associated")) {

@@ -10,7 +10,9 @@ use serde_json::json;
 
 use crate::core::error::{LayerError, Result};
 use crate::core::layer_gzip::LayerDigests;
-use crate::core::staging::Staging;
+use crate::core::staging::{
+    Staging, check_output_file, check_stdout_output, copy_to_stdout, is_stdout,
+};
 use crate::core::tar_writer::TarWriter;
 use crate::oci::canonical_json::to_canonical_bytes;
 use crate::oci::image::{BaseImage, BuiltImage};
@@ -30,17 +32,16 @@ pub struct ArchiveSink {
 }
 
 impl ArchiveSink {
-    /// Refuses a directory as the destination and prepares the staging directory next to it.
+    /// Refuses anything but a regular file as the destination and prepares the staging directory
+    /// next to it (in TMPDIR for `-`, stdout).
     pub fn create(file: &Path, tag: Option<&str>) -> Result<Self> {
-        if file.is_dir() {
-            return Err(LayerError::Output {
-                what: "cannot write a docker archive to",
-                path: file.to_path_buf(),
-                problem: "it is a directory".into(),
-                hint: "give a file path such as image.tar",
-            });
-        }
-        let staging = Staging::next_to(file)?;
+        let staging = if is_stdout(file) {
+            check_stdout_output("cannot write a docker archive to")?;
+            Staging::in_temp()?
+        } else {
+            check_output_file(file, "cannot write a docker archive to")?;
+            Staging::next_to(file)?
+        };
         let blobs = staging.path().join("blobs").join("sha256");
         fs::create_dir_all(&blobs).map_err(|e| LayerError::io(&blobs, e))?;
         Ok(ArchiveSink {
@@ -166,12 +167,16 @@ fn write(
         .map_err(|e| io_err(e.into_error()))?
         .sync_all()
         .map_err(io_err)?;
-    fs::rename(&tmp_path, dest).map_err(|e| LayerError::Output {
-        what: "cannot move the finished archive to",
-        path: dest.to_path_buf(),
-        problem: e.to_string(),
-        hint: "check that the destination is a writable file path",
-    })?;
+    if is_stdout(dest) {
+        copy_to_stdout(&tmp_path)?;
+    } else {
+        fs::rename(&tmp_path, dest).map_err(|e| LayerError::Output {
+            what: "cannot move the finished archive to",
+            path: dest.to_path_buf(),
+            problem: e.to_string(),
+            hint: "check that the destination is a writable file path",
+        })?;
+    }
     let mut staging = staging;
     staging.keep_parents();
     Ok(())

@@ -26,6 +26,13 @@ pub enum SinkSpec {
     Registry(ImageRef),
 }
 
+impl SinkSpec {
+    /// `--docker-archive -`: the archive is streamed to stdout.
+    pub fn writes_to_stdout(&self) -> bool {
+        matches!(self, SinkSpec::DockerArchive { file, .. } if crate::core::staging::is_stdout(file))
+    }
+}
+
 impl fmt::Display for SinkSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (transport, path, tag) = match self {

@@ -17,7 +17,7 @@ use crate::core::layer_build::{BuildOptions, write_layer};
 use crate::core::layer_gzip::LayerDigests;
 use crate::core::layer_gzip::Source;
 use crate::core::layer_tree;
-use crate::core::layer_zip::{EntryKind, ZipLayer};
+use crate::core::layer_zip::{EntryKind, MAX_PATH_BYTES, ZipLayer, shown_name};
 use crate::core::warnings::Warning;
 use crate::oci::image::AddedLayer;
 use crate::oci::platform::Platform;
@@ -242,6 +242,23 @@ fn write_blob(
                 "give a zip whose root holds it as a file (not a directory or a symlink)",
             ));
         }
+    }
+    // Each path was checked alone; under the prefix (`opt/…`) it must still fit PATH_MAX, or the
+    // layer would hold a path no one can extract.
+    if let Some((path, item)) = tree
+        .iter()
+        .find(|(path, _)| opts.prefix.len() + 1 + path.len() > MAX_PATH_BYTES)
+    {
+        return Err(LayerError::bad_entry(
+            &zips[item.source].name,
+            &shown_name(path.as_bytes()),
+            format!(
+                "would be a path of {} bytes under /{}, over the limit of {MAX_PATH_BYTES}",
+                opts.prefix.len() + 1 + path.len(),
+                opts.prefix
+            ),
+            "shorten the entry's path (or --prefix); no filesystem can hold it",
+        ));
     }
     let mut warnings = Vec::new();
     for z in &zips {

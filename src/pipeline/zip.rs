@@ -19,7 +19,9 @@ use crate::core::apply::{
 };
 use crate::core::error::LayerError;
 use crate::core::layer_zip::LAMBDA_UNZIPPED_LIMIT;
-use crate::core::staging::Staging;
+use crate::core::staging::{
+    Staging, check_output_file, check_stdout_output, copy_to_stdout, is_stdout,
+};
 use crate::core::warnings::Warning;
 use crate::core::zip_writer::{
     self, Compressor, DosTime, EntryKind, ZipEntry, ZipOptions, ZipSummary, ZipWriteError,
@@ -62,14 +64,10 @@ pub struct PublishedReport {
 
 pub fn run(settings: &ZipSettings, ctx: &Context) -> Result<ZipReport> {
     let output = &settings.output;
-    if output.is_dir() {
-        return Err(LayerError::Output {
-            what: "cannot write the zip to",
-            path: output.clone(),
-            problem: "it is a directory".into(),
-            hint: "give a file path such as layer.zip",
-        }
-        .into());
+    if is_stdout(output) {
+        check_stdout_output("cannot write the zip to")?;
+    } else {
+        check_output_file(output, "cannot write the zip to")?;
     }
     let store = open_image(ctx, &settings.image)?;
     let image = resolve(store.as_ref(), settings.platform.as_ref())?;
@@ -122,7 +120,11 @@ fn write_zip_file(
 ) -> Result<(ZipSummary, u64, Vec<Warning>)> {
     let output = &settings.output;
     let threads = settings.threads;
-    let staging = Staging::next_to(output)?;
+    let staging = if is_stdout(output) {
+        Staging::in_temp()?
+    } else {
+        Staging::next_to(output)?
+    };
     let (tree, items, unzipped, select_warnings, mut compressor) =
         apply_and_select(store, image, &settings.path, staging.path(), threads)?;
     let mut warnings = tree.warnings.clone();
@@ -152,12 +154,16 @@ fn write_zip_file(
     let synced = zip_file.sync_all();
     let _ = release.join();
     synced.map_err(|e| LayerError::io(&zip_tmp, e))?;
-    fs::rename(&zip_tmp, output).map_err(|e| LayerError::Output {
-        what: "cannot move the finished zip to",
-        path: output.clone(),
-        problem: e.to_string(),
-        hint: "check that the destination is a writable file path",
-    })?;
+    if is_stdout(output) {
+        copy_to_stdout(&zip_tmp)?;
+    } else {
+        fs::rename(&zip_tmp, output).map_err(|e| LayerError::Output {
+            what: "cannot move the finished zip to",
+            path: output.clone(),
+            problem: e.to_string(),
+            hint: "check that the destination is a writable file path",
+        })?;
+    }
     let mut staging = staging;
     staging.keep_parents();
     Ok((summary, unzipped, warnings))

@@ -175,6 +175,11 @@ impl Settings {
             Command::Completions(args) => CommandSettings::Completions(args.shell),
             Command::Man(args) => CommandSettings::Man(args.command.clone()),
         };
+        if global.json && writes_to_stdout(&command) {
+            return Err(usage(
+                "--json cannot be used when the output is `-`: stdout carries the archive or zip itself\n  hint: drop --json (messages go to stderr), or write to a file and use --json",
+            ));
+        }
         Ok(Settings { global, command })
     }
 }
@@ -229,6 +234,15 @@ fn looks_like_zip(path: &Path) -> bool {
             .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head))
             .is_ok()
         && (head == *b"PK\x03\x04" || head == *b"PK\x05\x06")
+}
+
+/// The command streams its output (an archive or a zip) to stdout: `-`.
+pub fn writes_to_stdout(command: &CommandSettings) -> bool {
+    match command {
+        CommandSettings::Image(s) => s.output.writes_to_stdout(),
+        CommandSettings::Zip(z) => crate::core::staging::is_stdout(&z.output),
+        _ => false,
+    }
 }
 
 /// Parses LAYER arguments (ARNs or zip paths) without touching the network or the files.
@@ -474,6 +488,11 @@ fn zip_settings(args: &cli::ZipArgs) -> Result<ZipSettings, LayerError> {
     let time = source_date_epoch()?
         .map(DosTime::from_unix)
         .unwrap_or(DosTime::MIN);
+    if args.publish.is_some() && crate::core::staging::is_stdout(&args.output) {
+        return Err(usage(
+            "--publish needs the zip in a file, not `-o -` (stdout)\n  hint: give -o layer.zip to publish it",
+        ));
+    }
     let publish = args.publish.as_ref().map(|name| PublishSettings {
         layer_name: name.clone(),
         compatible_runtimes: args.compatible_runtimes.clone(),

@@ -321,6 +321,13 @@ fn resolve_job(
             "fix this job's options",
         )
     })?;
+    if super::writes_to_stdout(&settings.command) {
+        return Err(source.error(
+            at(None),
+            format!("job `{name}`: writes to stdout (`-`), which a plan's jobs share"),
+            "give this job an output file",
+        ));
+    }
     let output = output_of(&settings.command);
     let reads = reads_of(&settings.command);
     Ok(Job {

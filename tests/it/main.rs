@@ -6,6 +6,7 @@
 mod support;
 
 mod arn_layers;
+mod aws_faults;
 mod batch_plans;
 mod batch_shared;
 mod check_image;
@@ -13,8 +14,10 @@ mod cli_errors;
 mod cli_help;
 mod fake_aws_functions_selftest;
 mod fake_aws_selftest;
+mod fetch_dest_writes;
 mod fetch_local;
 mod golden;
+mod hostile_zips;
 mod image_bad_input;
 mod image_bases;
 mod image_docker_archive;
@@ -26,6 +29,7 @@ mod layer_splice;
 mod layer_splice_refusals;
 mod migrate_function;
 mod migrate_refusals;
+mod output_paths;
 mod pipeline_overlap;
 mod push_bearer_auth;
 mod push_ecr_auth;

@@ -3,6 +3,7 @@
 pub mod fake_aws;
 pub mod fault_proxy;
 pub mod images;
+pub mod io_refusals;
 pub mod lambda_base;
 pub mod lambda_run;
 pub mod registry;

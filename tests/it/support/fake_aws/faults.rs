@@ -20,6 +20,9 @@ pub enum Fault {
         error_type: String,
         message: String,
     },
+    /// Answers the next Lambda layer call with this status and a body that is not an AWS error
+    /// (what a proxy or load balancer in front of the service sends), as text/html.
+    LambdaRaw { status: u16, body: String },
     /// Answers the next ECR call (any operation) with this status and `__type`.
     EcrStatus {
         status: u16,
@@ -35,6 +38,9 @@ pub enum Fault {
     WrongCodeSha256,
     /// The next successful GetLayerVersionByArn / GetLayerVersion reports CodeSize + 1.
     WrongCodeSize,
+    /// The next successful GetLayerVersionByArn / GetLayerVersion gives a Location on this base
+    /// URL instead of the fake's own (e.g. a host that does not resolve).
+    LocationBase { base: String },
     /// Answers the next call of one Lambda function operation (`operation` as in the API reference:
     /// "GetFunction", "CreateFunction", "GetFunctionConfiguration", ...) with this status and type.
     LambdaOperation {
@@ -121,10 +127,13 @@ impl Fault {
         )
     }
     pub(super) fn is_lambda_status(&self) -> bool {
-        matches!(self, Fault::LambdaStatus { .. })
+        matches!(self, Fault::LambdaStatus { .. } | Fault::LambdaRaw { .. })
     }
     pub(super) fn is_content(&self) -> bool {
-        matches!(self, Fault::WrongCodeSha256 | Fault::WrongCodeSize)
+        matches!(
+            self,
+            Fault::WrongCodeSha256 | Fault::WrongCodeSize | Fault::LocationBase { .. }
+        )
     }
     pub(super) fn is_download(&self) -> bool {
         matches!(

@@ -231,6 +231,9 @@ pub(super) fn functions(
             message,
             ..
         }) => return fn_error(status, &error_type, &message),
+        Some(Fault::LambdaRaw { status, body }) => {
+            return Response::new(status, "text/html", body.into_bytes());
+        }
         _ => {}
     }
 

@@ -127,6 +127,14 @@ pub(super) fn lambda(
         }) => {
             return lambda_error(status, &error_type, &message);
         }
+        Some(Fault::LambdaRaw { status, body }) => {
+            return Response::new(status, "text/html", body.into_bytes());
+        }
+        Some(Fault::LocationBase { base }) => {
+            if let Some(v) = &found {
+                return Response::json(200, &layer_version_json(v, &base, None));
+            }
+        }
         Some(fault) => {
             if let Some(v) = &found {
                 return Response::json(200, &layer_version_json(v, endpoint, Some(&fault)));
