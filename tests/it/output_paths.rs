@@ -146,7 +146,9 @@ fn json_is_refused_when_stdout_carries_the_data() {
     ] {
         let (code, stdout, stderr) = run_cmd(&mut s.cmd(&args));
         assert_eq!(code, 2, "{args:?}: {stderr}");
-        assert!(stdout.is_empty());
+        // No data on stdout: only the error document every --json error prints there.
+        let doc: serde_json::Value = serde_json::from_str(&stdout).expect("a JSON error document");
+        assert_eq!(doc["error"]["kind"], "usage", "{stdout}");
         assert!(
             stderr.contains("--json") && stderr.contains("hint:"),
             "{stderr}"
