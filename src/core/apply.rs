@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use tracing::debug;
 
 use crate::core::error::SourceError;
+use crate::core::tar_guard::{OversizedRecord, PATH_MAX, TarGuard, path_problem, shorten};
 use crate::core::warnings::Warning;
 
 const S_IFIFO: u32 = 0o010000;
@@ -198,7 +199,7 @@ impl Applier {
         digest: &str,
         tar: impl Read,
     ) -> Result<(), ApplyError> {
-        let mut archive = tar::Archive::new(tar);
+        let mut archive = tar::Archive::new(TarGuard::new(tar));
         let entries = archive.entries().map_err(|e| self.tar_error(digest, e))?;
         for entry in entries {
             let mut entry = entry.map_err(|e| self.tar_error(digest, e))?;
@@ -249,6 +250,15 @@ impl Applier {
     }
 
     fn tar_error(&self, digest: &str, err: io::Error) -> ApplyError {
+        if let Some(record) = OversizedRecord::from_io(&err) {
+            return ApplyError::Entry {
+                image: self.image.clone(),
+                layer: digest.to_string(),
+                entry: record.entry.clone(),
+                problem: format!("has {record}"),
+                hint: "the layer is malformed or hostile (no path is that long); rebuild the image without it",
+            };
+        }
         match SourceError::from_io(err) {
             Ok(source) => ApplyError::Source(source),
             Err(err) => ApplyError::BadTar {
@@ -280,12 +290,38 @@ impl Applier {
             return Ok(());
         }
         let raw = entry.path_bytes().into_owned();
-        let shown = String::from_utf8_lossy(&raw).into_owned();
+        let shown = shorten(&raw);
+        if let Some(problem) = path_problem(&raw) {
+            return Err(self.entry_error(digest, &shown, problem));
+        }
+        if let Some(target) = entry.link_name_bytes()
+            && target.len() > PATH_MAX
+        {
+            return Err(self.entry_error(
+                digest,
+                &shown,
+                format!(
+                    "is a link to a path of {} bytes, longer than PATH_MAX ({PATH_MAX})",
+                    target.len()
+                ),
+            ));
+        }
         let parts = split_path(&raw).map_err(|p| self.entry_error(digest, &shown, p.into()))?;
         let Some((base, parent)) = parts.split_last() else {
             return Ok(()); // the root directory itself (`./`)
         };
         if let Some(name) = base.strip_prefix(WHITEOUT) {
+            // `.wh.`, `.wh..` and `.wh...` would hide nothing, the directory itself or its parent:
+            // no tool writes them, and honouring them would reach outside the marker's directory.
+            if name.is_empty() || name == "." || name == ".." {
+                return Err(ApplyError::Entry {
+                    image: self.image.clone(),
+                    layer: digest.to_string(),
+                    entry: shown,
+                    problem: format!("is a whiteout of {name:?}, which is not a file name"),
+                    hint: "the layer is malformed or hostile; rebuild the image without it (a whiteout is `.wh.` followed by the name of the file it hides)",
+                });
+            }
             // A marker under a path that is no longer a directory has nothing left to hide (umoci
             // writes a file replacing a directory before the whiteouts of its old children).
             let dir = match self.resolve(parent, layer, false) {
@@ -297,7 +333,7 @@ impl Applier {
                 if let Some(dir) = dir {
                     self.remove_lower(&dir, false, layer);
                 }
-            } else if !name.starts_with(WHITEOUT) && !name.is_empty() {
+            } else if !name.starts_with(WHITEOUT) {
                 // `.wh..wh.*` other than the opaque marker is aufs bookkeeping, not a deletion.
                 if let Some(dir) = dir {
                     self.remove_lower(&join(&dir, name), true, layer);
@@ -430,7 +466,11 @@ impl Applier {
         let candidates = subtree_keys(&self.nodes, path)
             .chain((include_self && !path.is_empty()).then(|| path.to_string()));
         for key in candidates.collect::<Vec<_>>() {
-            if self.nodes[&key].layer < layer {
+            // A whiteout of something no lower layer holds is a no-op, as containerd treats it.
+            let Some(node) = self.nodes.get(&key) else {
+                continue;
+            };
+            if node.layer < layer {
                 doomed.push(key);
             } else {
                 let mut p = key.as_str();

@@ -13,6 +13,7 @@ mod fake_aws_functions_selftest;
 mod fake_aws_selftest;
 mod fetch_local;
 mod golden;
+mod hostile_images;
 mod image_bad_input;
 mod image_bases;
 mod image_docker_archive;
