@@ -17,22 +17,22 @@ const MAX_RSS_KB: i64 = 512 * 1024;
 const TIME_LIMIT: Duration = Duration::from_secs(60);
 
 /// What a guarded run ended with.
-struct Outcome {
-    code: i32,
-    stdout: String,
-    stderr: String,
+pub(crate) struct Outcome {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
     /// Peak resident set size of the process, in KiB.
     rss_kb: i64,
 }
 
 /// A scratch area: `TMPDIR` for the process (checked empty afterwards) and room for inputs and
 /// outputs.
-struct Case {
+pub(crate) struct Case {
     dir: TempDir,
 }
 
 impl Case {
-    fn new() -> Case {
+    pub(crate) fn new() -> Case {
         let case = Case {
             dir: TempDir::new().unwrap(),
         };
@@ -41,11 +41,11 @@ impl Case {
         case
     }
 
-    fn path(&self, rel: &str) -> PathBuf {
+    pub(crate) fn path(&self, rel: &str) -> PathBuf {
         self.dir.path().join(rel)
     }
 
-    fn tmpdir(&self) -> PathBuf {
+    pub(crate) fn tmpdir(&self) -> PathBuf {
         self.path("tmpdir")
     }
 
@@ -57,7 +57,7 @@ impl Case {
     }
 
     /// Runs layerport with TMPDIR set, under a time limit, measuring peak RSS (wait4's rusage).
-    fn run<S: AsRef<OsStr>>(&self, args: &[S]) -> Outcome {
+    pub(crate) fn run<S: AsRef<OsStr>>(&self, args: &[S]) -> Outcome {
         let stdout_path = self.path("stdout");
         let stderr_path = self.path("stderr");
         let mut cmd = tools::layerport();
@@ -145,7 +145,7 @@ impl Case {
         zip
     }
 
-    fn assert_nothing_left(&self) {
+    pub(crate) fn assert_nothing_left(&self) {
         assert_eq!(listing(&self.tmpdir()), Vec::<String>::new(), "TMPDIR");
         assert_eq!(
             listing(&self.path("out")),
@@ -155,7 +155,7 @@ impl Case {
     }
 }
 
-fn listing(dir: &Path) -> Vec<String> {
+pub(crate) fn listing(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

@@ -22,6 +22,7 @@ mod inspect_cli;
 mod lambda_runtime;
 mod layer_splice;
 mod layer_splice_refusals;
+mod layout_sink_existing;
 mod migrate_function;
 mod migrate_refusals;
 mod pipeline_overlap;
