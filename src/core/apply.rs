@@ -2,7 +2,7 @@
 //! directories, hardlinks as copies, symlinks in parent paths followed inside the root as container
 //! runtimes do — spooling to disk only the file contents the zip needs, never a layer in memory.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
@@ -146,7 +146,34 @@ pub struct Applier {
     /// Reused for every file: thousands of small files would otherwise each zero a new one.
     copy_buf: Vec<u8>,
     warnings: Vec<Warning>,
+    /// No file bigger than this is spooled, nor more live bytes than this kept (the zip could not
+    /// hold them): scratch space stays within it plus the write buffer.
+    limit: u64,
+    /// Bytes of spooled contents some node still uses.
+    live: u64,
+    /// Nodes using each spooled range (hardlinks share one), by offset: a range no node uses any
+    /// more is punched out of the spool file.
+    users: HashMap<u64, u32>,
+    /// Bytes of path keys ever put in the tree, and the limit on them.
+    key_bytes: u64,
+    /// Where the kept bytes first went over `limit` (nothing more is spooled after it).
+    overflow: Option<Overflow>,
 }
+
+/// The layer and entry at which the files kept for the zip first went over the limit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Overflow {
+    pub layer: String,
+    pub entry: String,
+    /// The kept bytes with that entry.
+    pub size: u64,
+}
+
+/// Bytes of paths a tree may take: far beyond any real image (half a million files of 100-byte
+/// paths is 50 MB), and low enough that memory stays bounded.
+pub const MAX_KEY_BYTES: u64 = 160 * 1024 * 1024;
+/// Entries a tree may hold.
+pub const MAX_NODES: usize = 2_000_000;
 
 /// The applied tree and the spool its kept file contents live in.
 pub struct AppliedTree {
@@ -156,6 +183,8 @@ pub struct AppliedTree {
     /// Read with positioned reads (`FileExt::read_at`), so many threads can share it.
     pub spool: File,
     pub warnings: Vec<Warning>,
+    /// Set when kept contents went over the spool limit and were no longer spooled.
+    pub overflow: Option<Overflow>,
 }
 
 impl Applier {
@@ -182,7 +211,18 @@ impl Applier {
             unflushed: Vec::new(),
             copy_buf: vec![0; 64 * 1024],
             warnings: Vec::new(),
+            limit: u64::MAX,
+            live: 0,
+            users: HashMap::new(),
+            key_bytes: 0,
+            overflow: None,
         })
+    }
+
+    /// Kept contents beyond `limit` bytes cannot end up in a zip: a bigger file is not spooled
+    /// (its size is enough to refuse it), and more live bytes under `--path` are refused at once.
+    pub fn limit_spool(&mut self, limit: u64) {
+        self.limit = limit;
     }
 
     /// Calls `f` with each kept file's place in the spool once other readers of the spool file can
@@ -246,6 +286,7 @@ impl Applier {
             nodes: self.nodes,
             spool,
             warnings: self.warnings,
+            overflow: self.overflow,
         })
     }
 
@@ -353,8 +394,16 @@ impl Applier {
         match kind {
             T::Directory => self.put(path, NodeKind::Dir, mode, layer),
             T::Regular | T::Continuous | T::GNUSparse => {
-                let content = if self.keep.keeps(&path) {
+                // A file over the limit is never spooled: selecting it fails on its size alone.
+                let kept = self.keep.keeps(&path);
+                let fits = kept && self.fits(digest, &shown, &path, entry.size());
+                let content = if fits {
                     let spooled = self.spool_entry(digest, entry)?;
+                    // Empty ranges take no space (and share their offset with the next file).
+                    if spooled.len > 0 {
+                        self.users.insert(spooled.offset, 0);
+                        self.live += spooled.len;
+                    }
                     if self.on_spooled.is_some() {
                         self.unflushed.push(spooled);
                         self.announce_flushed();
@@ -408,6 +457,53 @@ impl Applier {
         Ok(())
     }
 
+    /// Whether a kept file may be spooled: never one over the limit, and under a --path selection
+    /// (where everything kept ends up in the zip unless a later layer removes it) nothing once the
+    /// live spooled bytes would pass it. The first such file is remembered for the error.
+    fn fits(&mut self, digest: &str, shown: &str, path: &str, size: u64) -> bool {
+        if self.overflow.is_some() {
+            return false;
+        }
+        // The file this one replaces frees its bytes (unless a hard link still uses them).
+        let replaced = match self.nodes.get(path).map(|n| &n.kind) {
+            Some(NodeKind::File(Content::Spooled(r)))
+                if self.users.get(&r.offset).is_some_and(|u| *u == 1) =>
+            {
+                r.len
+            }
+            _ => 0,
+        };
+        let live = (self.live - replaced).saturating_add(size);
+        if matches!(self.keep, Selection::Under(_)) && live > self.limit {
+            self.overflow = Some(Overflow {
+                layer: digest.to_string(),
+                entry: shown.to_string(),
+                size: live,
+            });
+            return false;
+        }
+        size <= self.limit
+    }
+
+    /// A node left the tree: a spooled range nobody uses any more is freed from the spool file.
+    fn forget(&mut self, node: &Node) {
+        let NodeKind::File(Content::Spooled(r)) = &node.kind else {
+            return;
+        };
+        if r.len == 0 {
+            return;
+        }
+        let Some(users) = self.users.get_mut(&r.offset) else {
+            return;
+        };
+        *users = users.saturating_sub(1);
+        if *users == 0 {
+            self.users.remove(&r.offset);
+            self.live -= r.len;
+            punch_hole(self.spool.get_ref(), r);
+        }
+    }
+
     /// Copies the entry's bytes to the end of the spool.
     fn spool_entry<R: Read>(
         &mut self,
@@ -443,18 +539,29 @@ impl Applier {
                 .nodes
                 .get(&path)
                 .is_some_and(|n| n.kind == NodeKind::Dir);
+        // Counted first: a hard link to itself must not free the range it is about to use.
+        if let NodeKind::File(Content::Spooled(r)) = &kind
+            && r.len > 0
+            && let Some(users) = self.users.get_mut(&r.offset)
+        {
+            *users += 1;
+        }
         if !keeps_children {
             self.remove_all(&path);
         }
-        self.nodes.insert(path, Node { kind, mode, layer });
+        self.key_bytes += path.len() as u64;
+        if let Some(old) = self.nodes.insert(path, Node { kind, mode, layer }) {
+            self.forget(&old);
+        }
     }
 
     fn remove_all(&mut self, path: &str) {
         let doomed: Vec<String> = subtree_keys(&self.nodes, path).collect();
-        for k in doomed {
-            self.nodes.remove(&k);
+        for k in doomed.iter().map(String::as_str).chain([path]) {
+            if let Some(old) = self.nodes.remove(k) {
+                self.forget(&old);
+            }
         }
-        self.nodes.remove(path);
     }
 
     /// Removes what layers below `layer` put at (if `include_self`) and under `path`. Whiteouts never
@@ -481,8 +588,10 @@ impl Applier {
             }
         }
         for key in doomed {
-            if !keep.contains(&key) {
-                self.nodes.remove(&key);
+            if !keep.contains(&key)
+                && let Some(old) = self.nodes.remove(&key)
+            {
+                self.forget(&old);
             }
         }
     }
@@ -638,6 +747,29 @@ pub(crate) fn split_path(raw: &[u8]) -> Result<Vec<String>, &'static str> {
         }
     }
     Ok(parts)
+}
+
+/// Frees a dead range of the spool file's disk blocks (where the filesystem can; else it stays).
+fn punch_hole(file: &File, r: &SpoolRef) {
+    use std::os::fd::AsRawFd;
+    let (Ok(offset), Ok(len)) = (
+        libc::off_t::try_from(r.offset),
+        libc::off_t::try_from(r.len),
+    ) else {
+        return;
+    };
+    if len == 0 {
+        return;
+    }
+    // SAFETY: fallocate on our own open descriptor; it only changes which blocks back the range.
+    unsafe {
+        libc::fallocate(
+            file.as_raw_fd(),
+            libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+            offset,
+            len,
+        );
+    }
 }
 
 mod select;

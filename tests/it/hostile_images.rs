@@ -4,6 +4,7 @@
 
 use std::ffi::OsStr;
 use std::fs;
+use std::io::Read as _;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -346,4 +347,125 @@ fn paths_and_names_past_the_system_limits_are_refused() {
         let err = case.zip_refused(&image, &[], &[&image, &layer_digest(&img, 0), &path[..60]]);
         assert!(err.contains(says), "{err}");
     }
+}
+
+// ---- 3. contents that cannot fit in a zip are not spooled ----
+
+/// Counts and hashes what passes (the layer's diff_id) on its way to the gzip file.
+struct Tee<W> {
+    inner: W,
+    hasher: sha2::Sha256,
+}
+
+impl<W: std::io::Write> std::io::Write for Tee<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        sha2::Digest::update(&mut self.hasher, &buf[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// A layout whose one gzip layer is written by `fill` as it streams (never whole in memory).
+fn streamed_layout(
+    case: &Case,
+    fill: impl FnOnce(&mut tar::Builder<&mut dyn std::io::Write>),
+) -> (String, String) {
+    let dir = case.path("l");
+    init_layout(&dir);
+    let gz_path = case.path("layer.gz");
+    let gz = flate2::write::GzEncoder::new(
+        fs::File::create(&gz_path).unwrap(),
+        flate2::Compression::fast(),
+    );
+    let mut tee = Tee {
+        inner: gz,
+        hasher: <sha2::Sha256 as sha2::Digest>::new(),
+    };
+    {
+        let mut b = tar::Builder::new(&mut tee as &mut dyn std::io::Write);
+        fill(&mut b);
+        b.finish().unwrap();
+    }
+    let diff_id = format!("sha256:{:x}", sha2::Digest::finalize(tee.hasher));
+    tee.inner.finish().unwrap();
+    let gz = fs::read(&gz_path).unwrap();
+    fs::remove_file(&gz_path).unwrap();
+    let config = serde_json::to_vec(&serde_json::json!({
+        "architecture": "amd64", "os": "linux", "config": {},
+        "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+    }))
+    .unwrap();
+    let mut config_desc = put_blob(&dir, &config);
+    config_desc["mediaType"] = serde_json::json!(OCI_CONFIG);
+    let mut layer_desc = put_blob(&dir, &gz);
+    layer_desc["mediaType"] = serde_json::json!(LAYER_GZIP);
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "config": config_desc, "layers": [layer_desc.clone()],
+    }))
+    .unwrap();
+    let mut desc = put_blob(&dir, &manifest);
+    desc["mediaType"] = serde_json::json!(OCI_MANIFEST);
+    write_index(&dir, vec![tagged(desc, "t")]);
+    (
+        format!("oci:{}:t", dir.display()),
+        layer_desc["digest"].as_str().unwrap().to_string(),
+    )
+}
+
+fn file_header(size: u64) -> tar::Header {
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_size(size);
+    h.set_mode(0o644);
+    h.set_mtime(0);
+    h
+}
+
+#[test]
+fn a_sparse_terabyte_file_is_never_spooled() {
+    let case = Case::new();
+    const TB: u64 = 1 << 40;
+    let (image, layer) = streamed_layout(&case, |b| {
+        b.append_data(&mut file_header(1), "opt/small", &b"s"[..])
+            .unwrap();
+        // A GNU sparse entry: 512 stored bytes at the end of a 1 TiB file.
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::GNUSparse);
+        h.set_path("opt/huge").unwrap();
+        h.set_size(512);
+        h.set_mode(0o644);
+        h.set_mtime(0);
+        let gnu = h.as_gnu_mut().unwrap();
+        let base256 = |field: &mut [u8; 12], v: u64| {
+            field.fill(0);
+            field[0] = 0x80;
+            field[4..].copy_from_slice(&v.to_be_bytes());
+        };
+        base256(&mut gnu.sparse[0].offset, TB - 512);
+        base256(&mut gnu.sparse[0].numbytes, 512);
+        base256(&mut gnu.realsize, TB);
+        h.set_cksum();
+        b.append(&h, &[7u8; 512][..]).unwrap();
+    });
+    let err = case.zip_refused(&image, &[], &[&image, &layer, "\"opt/huge\""]);
+    assert!(err.contains(&(TB + 1).to_string()), "{err}");
+}
+
+#[test]
+fn kept_contents_over_the_limit_are_refused_as_they_arrive() {
+    let case = Case::new();
+    // Two files of 132 MB of zeros (a small gzip), together over the 262144000-byte limit.
+    const SIZE: u64 = 132_000_000;
+    let (image, layer) = streamed_layout(&case, |b| {
+        for name in ["opt/a", "opt/b", "opt/c"] {
+            b.append_data(&mut file_header(SIZE), name, std::io::repeat(0).take(SIZE))
+                .unwrap();
+        }
+    });
+    let err = case.zip_refused(&image, &[], &[&image, &layer, "\"opt/b\""]);
+    assert!(err.contains("first passed in layer"), "{err}");
 }

@@ -52,16 +52,29 @@ pub enum SelectError {
         first: String,
     },
     #[error(
-        "{image}: /{path} holds {size} bytes unzipped, {over} bytes ({over_mib:.1} MiB) over Lambda's limit of {limit}; the biggest directories: {biggest}\n  hint: Lambda refuses layers over 262144000 bytes unzipped; remove what the function does not need, or split it into several layers (zip subdirectories with --path)"
+        "{image}: /{path} holds {size} bytes unzipped, {over} bytes ({:.1} MiB) over Lambda's limit of {limit}{first}; the biggest directories: {biggest}\n  hint: Lambda refuses layers over 262144000 bytes unzipped; remove what the function does not need, or split it into several layers (zip subdirectories with --path)",
+        *.over as f64 / 1048576.0
     )]
     TooLarge {
         image: String,
         path: String,
         size: u64,
         over: u64,
-        over_mib: f64,
         limit: u64,
         biggest: String,
+        /// Where the limit was first passed, when the layers were read.
+        first: String,
+    },
+    #[error(
+        "{image}: layer {layer}: entry {entry:?} took the files under /{path} to {size} bytes unzipped, over Lambda's limit of {limit}, and was not kept (a later layer removes some of them)\n  hint: Lambda refuses layers over 262144000 bytes unzipped; build the image so that /{path} never holds more (remove files in the layer that adds them)"
+    )]
+    Overflow {
+        image: String,
+        path: String,
+        layer: String,
+        entry: String,
+        size: u64,
+        limit: u64,
     },
 }
 
@@ -153,9 +166,25 @@ impl AppliedTree {
                 path: path.to_string(),
                 size: unzipped,
                 over,
-                over_mib: over as f64 / 1048576.0,
                 limit,
                 biggest: biggest_dirs(&items),
+                first: self
+                    .overflow
+                    .as_ref()
+                    .map(|o| format!(" (first passed in layer {} at {:?})", o.layer, o.entry))
+                    .unwrap_or_default(),
+            });
+        }
+        if let Some(o) = &self.overflow
+            && missing_content
+        {
+            return Err(SelectError::Overflow {
+                image: self.image.clone(),
+                path: path.to_string(),
+                layer: o.layer.clone(),
+                entry: o.entry.clone(),
+                size: o.size,
+                limit,
             });
         }
         if missing_content {

@@ -387,3 +387,37 @@ fn kept_files_are_announced_once_their_bytes_can_be_read_elsewhere() {
     assert_eq!(seen[0], big('a'));
     assert_eq!(listing(&t)[1], "opt/a f:again");
 }
+
+#[test]
+fn the_spool_limit_counts_live_bytes_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |layers: Vec<Layer>| {
+        let mut a =
+            Applier::new("img", Selection::Under("opt".into()), &dir.path().join("s")).unwrap();
+        a.limit_spool(10);
+        for (i, l) in layers.into_iter().enumerate() {
+            a.apply_layer(i, &format!("sha256:layer{i}"), &l.bytes()[..])
+                .unwrap();
+        }
+        a.finish().unwrap().overflow
+    };
+    // A file replaced (or removed) by a later layer frees its bytes.
+    let replaced = vec![
+        Layer::new().dir("opt").file("opt/a", "12345678"),
+        Layer::new().file("opt/a", "87654321"),
+        Layer::new().file("opt/.wh.a", "").file("opt/b", "abcdefgh"),
+    ];
+    assert_eq!(run(replaced), None);
+    // Two live files over the limit: the second is not spooled, and named.
+    let over = vec![
+        Layer::new()
+            .dir("opt")
+            .file("opt/a", "12345678")
+            .file("opt/b", "123"),
+    ];
+    let overflow = run(over).expect("an overflow");
+    assert_eq!((overflow.entry.as_str(), overflow.size), ("opt/b", 11));
+    // Outside the selection nothing is spooled or counted.
+    let outside = vec![Layer::new().dir("usr").file("usr/big", "0123456789abcdef")];
+    assert_eq!(run(outside), None);
+}
