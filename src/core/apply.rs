@@ -154,7 +154,8 @@ pub struct Applier {
     /// Nodes using each spooled range (hardlinks share one), by offset: a range no node uses any
     /// more is punched out of the spool file.
     users: HashMap<u64, u32>,
-    /// Bytes of path keys ever put in the tree, and the limit on them.
+    /// Bytes of the tree's path keys (each node holds its full path, so a deep tree costs the
+    /// square of its depth: bounded by [`MAX_KEY_BYTES`]).
     key_bytes: u64,
     /// Where the kept bytes first went over `limit` (nothing more is spooled after it).
     overflow: Option<Overflow>,
@@ -169,11 +170,11 @@ pub struct Overflow {
     pub size: u64,
 }
 
-/// Bytes of paths a tree may take: far beyond any real image (half a million files of 100-byte
+/// Bytes of paths a tree may hold: far beyond any real image (half a million files of 100-byte
 /// paths is 50 MB), and low enough that memory stays bounded.
-pub const MAX_KEY_BYTES: u64 = 160 * 1024 * 1024;
-/// Entries a tree may hold.
-pub const MAX_NODES: usize = 2_000_000;
+pub const MAX_KEY_BYTES: u64 = 128 * 1024 * 1024;
+/// Entries a tree may hold (the biggest real images have a few hundred thousand).
+pub const MAX_NODES: usize = 1_500_000;
 
 /// The applied tree and the spool its kept file contents live in.
 pub struct AppliedTree {
@@ -244,6 +245,20 @@ impl Applier {
         for entry in entries {
             let mut entry = entry.map_err(|e| self.tar_error(digest, e))?;
             self.apply_entry(index, digest, &mut entry)?;
+            if self.key_bytes > MAX_KEY_BYTES || self.nodes.len() > MAX_NODES {
+                let shown = shorten(&entry.path_bytes());
+                return Err(ApplyError::Entry {
+                    image: self.image.clone(),
+                    layer: digest.to_string(),
+                    entry: shown,
+                    problem: format!(
+                        "brings the image's tree to {} entries and {} bytes of paths, over the limits of {MAX_NODES} entries and {MAX_KEY_BYTES} bytes (deeply nested or countless paths)",
+                        self.nodes.len(),
+                        self.key_bytes
+                    ),
+                    hint: "no Lambda image needs a tree this big; the image is malformed or hostile, rebuild it without that layer",
+                });
+            }
         }
         // The end-of-archive blocks and any padding after them are part of the diff_id.
         io::copy(&mut archive.into_inner(), &mut io::sink())
@@ -549,9 +564,10 @@ impl Applier {
         if !keeps_children {
             self.remove_all(&path);
         }
-        self.key_bytes += path.len() as u64;
-        if let Some(old) = self.nodes.insert(path, Node { kind, mode, layer }) {
-            self.forget(&old);
+        let len = path.len() as u64;
+        match self.nodes.insert(path, Node { kind, mode, layer }) {
+            Some(old) => self.forget(&old),
+            None => self.key_bytes += len,
         }
     }
 
@@ -559,6 +575,7 @@ impl Applier {
         let doomed: Vec<String> = subtree_keys(&self.nodes, path).collect();
         for k in doomed.iter().map(String::as_str).chain([path]) {
             if let Some(old) = self.nodes.remove(k) {
+                self.key_bytes = self.key_bytes.saturating_sub(k.len() as u64);
                 self.forget(&old);
             }
         }
@@ -580,9 +597,12 @@ impl Applier {
             if node.layer < layer {
                 doomed.push(key);
             } else {
+                // Up to the first ancestor already kept: each is added once, not once per entry.
                 let mut p = key.as_str();
                 while let Some((parent, _)) = p.rsplit_once('/') {
-                    keep.insert(parent.to_string());
+                    if !keep.insert(parent.to_string()) {
+                        break;
+                    }
                     p = parent;
                 }
             }
@@ -591,6 +611,7 @@ impl Applier {
             if !keep.contains(&key)
                 && let Some(old) = self.nodes.remove(&key)
             {
+                self.key_bytes = self.key_bytes.saturating_sub(key.len() as u64);
                 self.forget(&old);
             }
         }
@@ -605,7 +626,12 @@ impl Applier {
         layer: usize,
         create: bool,
     ) -> Result<Option<String>, ResolveError> {
-        resolve_in(&mut self.nodes, parts, create.then_some(layer))
+        resolve_in(
+            &mut self.nodes,
+            parts,
+            create.then_some(layer),
+            &mut self.key_bytes,
+        )
     }
 
     fn hardlink_target(&mut self, raw: &[u8], layer: usize) -> Result<Node, String> {
@@ -669,11 +695,26 @@ impl std::fmt::Display for ResolveError {
     }
 }
 
+/// `key_bytes` grows by the keys of the directories created.
 pub(crate) fn resolve_in(
     nodes: &mut BTreeMap<String, Node>,
     parts: &[String],
     create_in_layer: Option<usize>,
+    key_bytes: &mut u64,
 ) -> Result<Option<String>, ResolveError> {
+    // The common case in one lookup: a key's ancestors are always directories, so a path that is
+    // a directory as written (no `..`) needs no walk (which costs the square of its depth).
+    if !parts.iter().any(|p| p == "..") {
+        let direct = parts
+            .iter()
+            .filter(|p| !p.is_empty() && *p != ".")
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .join("/");
+        if direct.is_empty() || nodes.get(&direct).is_some_and(|n| n.kind == NodeKind::Dir) {
+            return Ok(Some(direct));
+        }
+    }
     let mut real: Vec<String> = Vec::new();
     let mut pending: std::collections::VecDeque<String> = parts.iter().cloned().collect();
     let mut hops = 0;
@@ -706,6 +747,7 @@ pub(crate) fn resolve_in(
             }
             None => match create_in_layer {
                 Some(layer) => {
+                    *key_bytes += candidate.len() as u64;
                     nodes.insert(
                         candidate,
                         Node {

@@ -469,3 +469,41 @@ fn kept_contents_over_the_limit_are_refused_as_they_arrive() {
     let err = case.zip_refused(&image, &[], &[&image, &layer, "\"opt/b\""]);
     assert!(err.contains("first passed in layer"), "{err}");
 }
+
+// ---- 4b. deep trees: memory and time stay linear ----
+
+#[test]
+fn many_deep_paths_are_refused_before_memory_grows() {
+    let case = Case::new();
+    // 400 chains of 1,900 nested directories (each path under PATH_MAX): holding every ancestor's
+    // full path would take over 1.4 GB.
+    let deep = "d/".repeat(1900);
+    let (image, layer) = streamed_layout(&case, |b| {
+        b.append_data(&mut file_header(1), "opt/a", &b"a"[..])
+            .unwrap();
+        for i in 0..400 {
+            let path = format!("usr/c{i}/{deep}f");
+            b.append_data(&mut file_header(1), &path, &b"x"[..])
+                .unwrap();
+        }
+    });
+    let err = case.zip_refused(&image, &[], &[&image, &layer, "usr/c"]);
+    assert!(err.contains("bytes of paths"), "{err}");
+}
+
+#[test]
+fn thousands_of_files_at_the_bottom_of_a_deep_tree_are_applied_quickly() {
+    let case = Case::new();
+    let deep = "d/".repeat(1300);
+    let (image, _) = streamed_layout(&case, |b| {
+        b.append_data(&mut file_header(1), "opt/a", &b"a"[..])
+            .unwrap();
+        for i in 0..10_000 {
+            let path = format!("usr/{deep}f{i}");
+            b.append_data(&mut file_header(1), &path, &b"x"[..])
+                .unwrap();
+        }
+    });
+    let zip = case.zip_ok(&image);
+    assert_eq!(zip_names(&zip), ["a"]);
+}

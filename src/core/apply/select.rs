@@ -1,7 +1,7 @@
 //! The subtree at `--path`, checked before anything is zipped: a non-empty directory within
 //! Lambda's unzipped-size limit, or a request for another pass when its contents were not kept.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use super::{AppliedTree, Content, Node, NodeKind, Selection, resolve_in, subtree_keys, within};
 use crate::core::warnings::Warning;
@@ -95,7 +95,7 @@ impl AppliedTree {
             .find(|n| *n != path)
             .unwrap_or("opt")
             .to_string();
-        let real = match resolve_in(&mut self.nodes, &parts, None) {
+        let real = match resolve_in(&mut self.nodes, &parts, None, &mut 0) {
             Err(problem) => {
                 return Err(SelectError::NotADirectory {
                     image: self.image.clone(),
@@ -247,19 +247,29 @@ fn points_outside(name: &str, target: &str) -> bool {
 /// The five biggest directories by unzipped bytes, skipping one whose single subdirectory holds
 /// nearly all of it (the subdirectory says more).
 fn biggest_dirs(items: &[Item]) -> String {
-    let mut sizes: BTreeMap<&str, u64> = BTreeMap::new();
+    // Each size goes to its parent directory, and totals are then carried up deepest first (a
+    // directory's descendants all sort after it): no walk over every ancestor of every item,
+    // which costs the square of the depth.
+    let mut own: HashMap<&str, u64> = HashMap::new();
     for item in items {
         let size = match &item.node.kind {
             NodeKind::File(c) => c.size(),
             NodeKind::Symlink(t) => t.len() as u64,
             NodeKind::Dir => 0,
         };
-        let mut p = item.name.as_str();
-        while let Some((parent, _)) = p.rsplit_once('/') {
-            *sizes.entry(parent).or_default() += size;
-            p = parent;
+        if let Some((parent, _)) = item.name.rsplit_once('/') {
+            *own.entry(parent).or_default() += size;
         }
     }
+    let mut dirs: Vec<&str> = own.keys().copied().collect();
+    dirs.sort_unstable_by(|a, b| b.cmp(a));
+    for dir in dirs {
+        let total = own[dir];
+        if let Some((parent, _)) = dir.rsplit_once('/') {
+            *own.entry(parent).or_default() += total;
+        }
+    }
+    let sizes: BTreeMap<&str, u64> = own.into_iter().collect();
     let mut biggest_child: BTreeMap<&str, u64> = BTreeMap::new();
     for (dir, size) in &sizes {
         let parent = dir.rsplit_once('/').map(|(p, _)| p).unwrap_or("");
