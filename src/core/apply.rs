@@ -2,7 +2,7 @@
 //! directories, hardlinks as copies, symlinks in parent paths followed inside the root as container
 //! runtimes do — spooling to disk only the file contents the zip needs, never a layer in memory.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
@@ -27,6 +27,11 @@ pub enum Selection {
     Everything,
     /// A real path (`opt`, `var/task`), relative to the image root.
     Under(String),
+    /// A real path and the files outside it that hard links inside it copy (a second pass).
+    UnderWith {
+        dir: String,
+        files: BTreeSet<String>,
+    },
     /// No contents: only the tree's shape, kinds and modes (what a check reads).
     Nothing,
 }
@@ -36,6 +41,7 @@ impl Selection {
         match self {
             Selection::Everything => true,
             Selection::Under(p) => within(path, p),
+            Selection::UnderWith { dir, files } => within(path, dir) || files.contains(path),
             Selection::Nothing => false,
         }
     }
@@ -159,6 +165,9 @@ pub struct Applier {
     key_bytes: u64,
     /// Where the kept bytes first went over `limit` (nothing more is spooled after it).
     overflow: Option<Overflow>,
+    /// Files outside the selection whose contents kept hard links copy: a further pass keeps
+    /// them too (rather than everything).
+    wanted: BTreeSet<String>,
 }
 
 /// The layer and entry at which the files kept for the zip first went over the limit.
@@ -186,6 +195,8 @@ pub struct AppliedTree {
     pub warnings: Vec<Warning>,
     /// Set when kept contents went over the spool limit and were no longer spooled.
     pub overflow: Option<Overflow>,
+    /// Files outside the selection that kept hard links copy without their contents.
+    pub wanted: BTreeSet<String>,
 }
 
 impl Applier {
@@ -217,6 +228,7 @@ impl Applier {
             users: HashMap::new(),
             key_bytes: 0,
             overflow: None,
+            wanted: BTreeSet::new(),
         })
     }
 
@@ -302,6 +314,7 @@ impl Applier {
             spool,
             warnings: self.warnings,
             overflow: self.overflow,
+            wanted: self.wanted,
         })
     }
 
@@ -448,9 +461,14 @@ impl Applier {
                     .link_name_bytes()
                     .map(|b| b.into_owned())
                     .unwrap_or_default();
-                let node = self
+                let (real, node) = self
                     .hardlink_target(&target, layer)
                     .map_err(|p| self.entry_error(digest, &shown, p))?;
+                if self.keep.keeps(&path)
+                    && matches!(node.kind, NodeKind::File(Content::NotKept { .. }))
+                {
+                    self.wanted.insert(real);
+                }
                 self.put(path, node.kind, node.mode, layer);
             }
             T::Char | T::Block | T::Fifo => {
@@ -489,7 +507,8 @@ impl Applier {
             _ => 0,
         };
         let live = (self.live - replaced).saturating_add(size);
-        if matches!(self.keep, Selection::Under(_)) && live > self.limit {
+        let selective = matches!(self.keep, Selection::Under(_) | Selection::UnderWith { .. });
+        if selective && live > self.limit {
             self.overflow = Some(Overflow {
                 layer: digest.to_string(),
                 entry: shown.to_string(),
@@ -634,7 +653,8 @@ impl Applier {
         )
     }
 
-    fn hardlink_target(&mut self, raw: &[u8], layer: usize) -> Result<Node, String> {
+    /// The node a hard link copies, and its real path.
+    fn hardlink_target(&mut self, raw: &[u8], layer: usize) -> Result<(String, Node), String> {
         let shown = String::from_utf8_lossy(raw).into_owned();
         let parts =
             split_path(raw).map_err(|p| format!("is a hard link whose target {shown:?} {p}"))?;
@@ -647,15 +667,12 @@ impl Applier {
             .resolve(parent, layer, false)
             .map_err(|e| e.to_string())?
             .ok_or_else(missing)?;
-        let node = self
-            .nodes
-            .get(&join(&dir, base))
-            .cloned()
-            .ok_or_else(missing)?;
+        let real = join(&dir, base);
+        let node = self.nodes.get(&real).cloned().ok_or_else(missing)?;
         if node.kind == NodeKind::Dir {
             return Err(format!("is a hard link to the directory {shown:?}"));
         }
-        Ok(node)
+        Ok((real, node))
     }
 }
 

@@ -29,8 +29,9 @@ use crate::oci::resolve::{ResolvedImage, resolve};
 use crate::oci::source::{self, ImageStore};
 use crate::settings::{PublishSettings, ZipSettings};
 
-/// At most: the --path subtree, then its real location (behind a symlink), then everything.
-const MAX_PASSES: usize = 3;
+/// At most: the --path subtree, then its real location (behind a symlink), then with the files
+/// its hard links copy from elsewhere, then (links to links) everything.
+const MAX_PASSES: usize = 4;
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]

@@ -24,6 +24,8 @@ pub(crate) struct Outcome {
     pub stderr: String,
     /// Peak resident set size of the process, in KiB.
     rss_kb: i64,
+    /// The most disk space seen in use under TMPDIR and the output directory while it ran.
+    pub scratch_peak: u64,
 }
 
 /// A scratch area: `TMPDIR` for the process (checked empty afterwards) and room for inputs and
@@ -72,7 +74,9 @@ impl Case {
         let child = cmd.spawn().expect("run layerport");
         let pid = child.id() as libc::pid_t;
         let start = Instant::now();
+        let mut scratch_peak = 0;
         let (status, usage) = loop {
+            scratch_peak = scratch_peak.max(disk_use(&self.tmpdir()) + disk_use(&self.path("out")));
             let mut status = 0;
             // SAFETY: plain syscall on our own child with valid out-pointers.
             let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
@@ -97,6 +101,7 @@ impl Case {
             stdout: fs::read_to_string(&stdout_path).unwrap(),
             stderr: fs::read_to_string(&stderr_path).unwrap(),
             rss_kb: usage.ru_maxrss,
+            scratch_peak,
         };
         assert!(
             out.rss_kb <= MAX_RSS_KB,
@@ -154,6 +159,22 @@ impl Case {
             "output dir"
         );
     }
+}
+
+/// Bytes of disk allocated to the files under `dir` (sparse holes not counted).
+fn disk_use(dir: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(entries) = fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .filter_map(Result::ok)
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => disk_use(&e.path()),
+            Ok(m) => m.blocks() * 512,
+            Err(_) => 0,
+        })
+        .sum()
 }
 
 pub(crate) fn listing(dir: &Path) -> Vec<String> {
@@ -506,4 +527,32 @@ fn thousands_of_files_at_the_bottom_of_a_deep_tree_are_applied_quickly() {
     });
     let zip = case.zip_ok(&image);
     assert_eq!(zip_names(&zip), ["a"]);
+}
+
+#[test]
+fn files_outside_path_are_spooled_only_when_a_hard_link_needs_them() {
+    let case = Case::new();
+    // 300 MB of zeros elsewhere in the image, and a hard link in /opt to one small file: the
+    // second pass keeps that file, not the whole image.
+    const SIZE: u64 = 100_000_000;
+    let (image, _) = streamed_layout(&case, |b| {
+        for name in ["usr/big1", "usr/big2", "usr/big3"] {
+            b.append_data(&mut file_header(SIZE), name, std::io::repeat(0).take(SIZE))
+                .unwrap();
+        }
+        b.append_data(&mut file_header(5), "usr/small", &b"small"[..])
+            .unwrap();
+        let mut h = file_header(0);
+        h.set_entry_type(tar::EntryType::Link);
+        b.append_link(&mut h, "opt/linked", "usr/small").unwrap();
+    });
+    let zip = case.path("out/layer.zip");
+    let out = case.run(&["zip", &image, "-o", &zip.display().to_string()]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(zip_names(&zip), ["linked"]);
+    assert!(
+        out.scratch_peak < 50_000_000,
+        "{} bytes of scratch for a 5-byte zip",
+        out.scratch_peak
+    );
 }

@@ -188,7 +188,16 @@ impl AppliedTree {
             });
         }
         if missing_content {
-            return Ok(Selected::AgainWith(Selection::Everything));
+            // Hard links copy files from outside: keep those too, and only when that does not
+            // settle it (a chain of links), everything.
+            let next = match &self.keep {
+                Selection::Under(dir) if !self.wanted.is_empty() => Selection::UnderWith {
+                    dir: dir.clone(),
+                    files: self.wanted.clone(),
+                },
+                _ => Selection::Everything,
+            };
+            return Ok(Selected::AgainWith(next));
         }
         let warnings = items
             .iter()

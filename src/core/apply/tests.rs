@@ -273,10 +273,38 @@ fn a_hardlink_out_of_the_selection_or_a_symlinked_path_asks_for_another_pass() {
         ],
     )
     .unwrap();
+    // The next pass keeps the linked file, not the whole image; one after it keeps everything.
+    let next = match t.select("opt", 1000).unwrap() {
+        Selected::AgainWith(next) => next,
+        Selected::Items { .. } => panic!("the linked content was not kept"),
+    };
+    assert_eq!(
+        next,
+        Selection::UnderWith {
+            dir: "opt".into(),
+            files: ["usr/bin/tool".to_string()].into(),
+        }
+    );
+    let (mut t, _d) = apply(
+        next,
+        vec![
+            Layer::new()
+                .file("usr/bin/tool", "t")
+                .file("usr/bin/other", "o")
+                .hardlink("opt/tool", "usr/bin/tool"),
+        ],
+    )
+    .unwrap();
     assert!(matches!(
         t.select("opt", 1000).unwrap(),
-        Selected::AgainWith(Selection::Everything)
+        Selected::Items { .. }
     ));
+    assert_eq!(
+        listing(&t).iter().filter(|l| l.ends_with("f?")).count(),
+        1,
+        "{:?}",
+        listing(&t)
+    );
 
     let (mut t, _d) = apply(
         Selection::Under("opt".into()),
