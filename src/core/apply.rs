@@ -181,9 +181,9 @@ pub struct Overflow {
 
 /// Bytes of paths a tree may hold: far beyond any real image (half a million files of 100-byte
 /// paths is 50 MB), and low enough that memory stays bounded.
-pub const MAX_KEY_BYTES: u64 = 128 * 1024 * 1024;
+pub const MAX_KEY_BYTES: u64 = 96 * 1024 * 1024;
 /// Entries a tree may hold (the biggest real images have a few hundred thousand).
-pub const MAX_NODES: usize = 1_500_000;
+pub const MAX_NODES: usize = 1_000_000;
 
 /// The applied tree and the spool its kept file contents live in.
 pub struct AppliedTree {

@@ -124,8 +124,11 @@ fn write_zip_file(
     let output = &settings.output;
     let threads = settings.threads;
     let staging = Staging::next_to(output)?;
-    let (tree, items, unzipped, select_warnings, mut compressor) =
+    let (mut tree, items, unzipped, select_warnings, mut compressor) =
         apply_and_select(store, image, &settings.path, staging.path(), threads)?;
+    // The items hold what the zip needs: the whole image's tree can go (a tree of a million
+    // entries would otherwise be held three times over while the zip is written).
+    drop(std::mem::take(&mut tree.nodes));
     let mut warnings = tree.warnings.clone();
     warnings.extend(select_warnings);
     for w in &warnings {
@@ -135,7 +138,7 @@ fn write_zip_file(
     let zip_tmp = staging.path().join("layer.zip");
     let (zip_file, summary) = write_layer_zip(
         &tree,
-        &items,
+        items,
         &zip_tmp,
         &mut compressor,
         threads,
@@ -253,7 +256,7 @@ fn apply_and_select(
 /// Writes the zip to `dest`, not yet synced to disk.
 fn write_layer_zip(
     tree: &AppliedTree,
-    items: &[Item],
+    items: Vec<Item>,
     dest: &Path,
     compressor: &mut Compressor,
     threads: usize,
@@ -261,11 +264,9 @@ fn write_layer_zip(
 ) -> Result<(File, ZipSummary)> {
     let mut entries = Vec::with_capacity(items.len());
     for item in items {
-        let kind = match &item.node.kind {
+        let kind = match item.node.kind {
             NodeKind::Dir => EntryKind::Dir,
-            NodeKind::Symlink(target) => EntryKind::Symlink {
-                target: target.clone(),
-            },
+            NodeKind::Symlink(target) => EntryKind::Symlink { target },
             NodeKind::File(Content::Spooled(r)) => EntryKind::File(zip_writer::Content {
                 offset: r.offset,
                 len: r.len,
@@ -280,7 +281,7 @@ fn write_layer_zip(
             }
         };
         entries.push(ZipEntry {
-            name: item.name.clone(),
+            name: item.name,
             kind,
             mode: item.node.mode & 0o777,
         });

@@ -556,3 +556,20 @@ fn files_outside_path_are_spooled_only_when_a_hard_link_needs_them() {
         out.scratch_peak
     );
 }
+
+/// Near the limit on entries, a zip of them all stays within the memory bound.
+#[test]
+fn nine_hundred_thousand_empty_files_stay_within_memory() {
+    let case = Case::new();
+    let (image, _) = streamed_layout(&case, |b| {
+        for i in 0..900_000u32 {
+            let path = format!("opt/d{}/file-with-a-longer-name-{i}", i % 1000);
+            b.append_data(&mut file_header(0), &path, std::io::empty())
+                .unwrap();
+        }
+    });
+    let zip = case.path("out/layer.zip");
+    let out = case.run(&["zip", &image, "-o", &zip.display().to_string()]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    eprintln!("peak RSS {} MiB", out.rss_kb / 1024);
+}
