@@ -18,6 +18,8 @@ const S_IFCHR: u32 = 0o020000;
 const S_IFBLK: u32 = 0o060000;
 /// As Linux: more symlinks than this on one path is a loop.
 const MAX_SYMLINK_HOPS: usize = 40;
+/// Components one path walk may visit, symlink targets included (a 4096-byte path has at most 2048).
+const MAX_RESOLVE_STEPS: usize = 8192;
 const WHITEOUT: &str = ".wh.";
 const OPAQUE: &str = ".wh..wh..opq";
 
@@ -168,6 +170,8 @@ pub struct Applier {
     /// Files outside the selection whose contents kept hard links copy: a further pass keeps
     /// them too (rather than everything).
     wanted: BTreeSet<String>,
+    /// The layer being applied and the whiteouts it has already applied.
+    whited: (usize, HashSet<String>),
 }
 
 /// The layer and entry at which the files kept for the zip first went over the limit.
@@ -229,6 +233,7 @@ impl Applier {
             key_bytes: 0,
             overflow: None,
             wanted: BTreeSet::new(),
+            whited: (usize::MAX, HashSet::new()),
         })
     }
 
@@ -398,14 +403,24 @@ impl Applier {
                 Err(ResolveError::NotADirectory(_)) => None,
                 Err(e) => return Err(self.entry_error(digest, &shown, e.to_string())),
             };
+            // A marker repeated in one layer has nothing left to remove, and each walks the
+            // subtree again: thousands of them would take the square of the tree's size.
+            if self.whited.0 != layer {
+                self.whited = (layer, HashSet::new());
+            }
             if base == OPAQUE {
-                if let Some(dir) = dir {
+                if let Some(dir) = dir
+                    && self.whited.1.insert(format!("{dir}/{OPAQUE}"))
+                {
                     self.remove_lower(&dir, false, layer);
                 }
             } else if !name.starts_with(WHITEOUT) {
                 // `.wh..wh.*` other than the opaque marker is aufs bookkeeping, not a deletion.
                 if let Some(dir) = dir {
-                    self.remove_lower(&join(&dir, name), true, layer);
+                    let target = join(&dir, name);
+                    if self.whited.1.insert(target.clone()) {
+                        self.remove_lower(&target, true, layer);
+                    }
                 }
             }
             return Ok(());
@@ -697,6 +712,7 @@ fn subtree_keys<'a>(
 pub(crate) enum ResolveError {
     NotADirectory(String),
     SymlinkLoop(String),
+    TooLong(String),
 }
 
 impl std::fmt::Display for ResolveError {
@@ -704,6 +720,12 @@ impl std::fmt::Display for ResolveError {
         match self {
             ResolveError::NotADirectory(p) => {
                 write!(f, "needs /{p} to be a directory, but it is a file")
+            }
+            ResolveError::TooLong(p) => {
+                write!(
+                    f,
+                    "leads through symlinks to a path longer than PATH_MAX ({PATH_MAX}) or through too many components (/{p})"
+                )
             }
             ResolveError::SymlinkLoop(p) => {
                 write!(f, "leads through too many symlinks (a loop at /{p}?)")
@@ -732,21 +754,34 @@ pub(crate) fn resolve_in(
             return Ok(Some(direct));
         }
     }
-    let mut real: Vec<String> = Vec::new();
+    // The real path so far, and where each of its components starts (for `..`).
+    let mut real = String::new();
+    let mut starts: Vec<usize> = Vec::new();
     let mut pending: std::collections::VecDeque<String> = parts.iter().cloned().collect();
     let mut hops = 0;
+    let mut steps = 0;
     while let Some(part) = pending.pop_front() {
         match part.as_str() {
             "" | "." => continue,
             ".." => {
-                real.pop();
+                if let Some(start) = starts.pop() {
+                    real.truncate(start.saturating_sub(1));
+                }
                 continue;
             }
             _ => {}
         }
-        let candidate = join(&real.join("/"), &part);
+        let candidate = join(&real, &part);
+        // Symlinks can make a walk long: bounded as the kernel bounds it (PATH_MAX, 40 links).
+        steps += 1;
+        if candidate.len() > PATH_MAX || steps > MAX_RESOLVE_STEPS {
+            return Err(ResolveError::TooLong(shorten(candidate.as_bytes())));
+        }
         match nodes.get(&candidate).map(|n| &n.kind) {
-            Some(NodeKind::Dir) => real.push(part),
+            Some(NodeKind::Dir) => {
+                starts.push(if real.is_empty() { 0 } else { real.len() + 1 });
+                real = candidate;
+            }
             Some(NodeKind::Symlink(target)) => {
                 hops += 1;
                 if hops > MAX_SYMLINK_HOPS {
@@ -754,6 +789,7 @@ pub(crate) fn resolve_in(
                 }
                 if target.starts_with('/') {
                     real.clear();
+                    starts.clear();
                 }
                 for t in target.split('/').rev() {
                     pending.push_front(t.to_string());
@@ -766,20 +802,21 @@ pub(crate) fn resolve_in(
                 Some(layer) => {
                     *key_bytes += candidate.len() as u64;
                     nodes.insert(
-                        candidate,
+                        candidate.clone(),
                         Node {
                             kind: NodeKind::Dir,
                             mode: 0o755,
                             layer,
                         },
                     );
-                    real.push(part);
+                    starts.push(if real.is_empty() { 0 } else { real.len() + 1 });
+                    real = candidate;
                 }
                 None => return Ok(None),
             },
         }
     }
-    Ok(Some(real.join("/")))
+    Ok(Some(real))
 }
 
 pub(crate) fn join(dir: &str, name: &str) -> String {

@@ -15,6 +15,8 @@ pub const MAX_LONG_NAME_RECORD: u64 = PATH_MAX as u64 + 1;
 pub const MAX_PAX_RECORD: u64 = 64 * 1024;
 
 const BLOCK: u64 = 512;
+/// GNU sparse extension blocks one entry may have (21 regions each): far beyond any real file.
+pub const MAX_SPARSE_EXT_BLOCKS: u64 = 4096;
 /// `isextended` in a GNU sparse extension header (after 21 sparse descriptors of 24 bytes).
 const EXT_IS_EXTENDED: usize = 504;
 
@@ -73,8 +75,9 @@ pub fn shorten(raw: &[u8]) -> String {
 enum State {
     /// Collecting a header block.
     Header,
-    /// Collecting a GNU sparse extension block; the entry's data (`size` bytes) follows the last one.
-    SparseExt { size: u64 },
+    /// Collecting a GNU sparse extension block (`count` so far); the entry's data (`size` bytes)
+    /// follows the last one.
+    SparseExt { size: u64, count: u64 },
     /// Passing an entry's data (and padding) up to the next header.
     Skip,
     /// Passing a PAX header's data, kept to read its `size` key.
@@ -95,6 +98,8 @@ pub struct TarGuard<R> {
     pax: Vec<u8>,
     /// The size a PAX header gave the next entry (overriding its header, as the tar crate does).
     pax_size: Option<u64>,
+    /// The name in the header of a sparse entry whose extension blocks are passing.
+    sparse_entry: String,
 }
 
 impl<R: Read> TarGuard<R> {
@@ -107,6 +112,7 @@ impl<R: Read> TarGuard<R> {
             block: Vec::with_capacity(BLOCK as usize),
             pax: Vec::new(),
             pax_size: None,
+            sparse_entry: String::new(),
         }
     }
 
@@ -150,9 +156,27 @@ impl<R: Read> TarGuard<R> {
     }
 
     fn block_done(&mut self) -> io::Result<()> {
-        if let State::SparseExt { size } = self.state {
+        if let State::SparseExt { size, count } = self.state {
             if self.block[EXT_IS_EXTENDED] == 0 {
                 self.start_data(size, State::Skip);
+            } else if count + 1 >= MAX_SPARSE_EXT_BLOCKS {
+                // The tar crate keeps every region of a sparse file in memory.
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    OversizedRecord {
+                        what: "a GNU sparse map",
+                        why: " (4096 extension blocks)",
+                        size: (count + 2) * BLOCK,
+                        limit: MAX_SPARSE_EXT_BLOCKS * BLOCK,
+                        offset: self.pos - BLOCK,
+                        entry: std::mem::take(&mut self.sparse_entry),
+                    },
+                ));
+            } else {
+                self.state = State::SparseExt {
+                    size,
+                    count: count + 1,
+                };
             }
             return Ok(());
         }
@@ -214,7 +238,8 @@ impl<R: Read> TarGuard<R> {
         }
         match header.as_gnu() {
             Some(gnu) if kind.is_gnu_sparse() && gnu.is_extended() => {
-                self.state = State::SparseExt { size };
+                self.sparse_entry = String::from_utf8_lossy(&header.path_bytes()).into_owned();
+                self.state = State::SparseExt { size, count: 0 };
             }
             _ => self.start_data(size, State::Skip),
         }
@@ -315,6 +340,22 @@ mod tests {
             .to_vec();
         let err = drain(&bytes).unwrap_err();
         assert!(OversizedRecord::from_io(&err).is_some(), "{err}");
+    }
+
+    #[test]
+    fn refuses_an_endless_sparse_map() {
+        let mut h = header(tar::EntryType::GNUSparse, "sparse", 0);
+        h.as_gnu_mut().unwrap().isextended[0] = 1;
+        h.set_cksum();
+        let mut bytes = h.as_bytes().to_vec();
+        let mut ext = [0u8; 512];
+        ext[EXT_IS_EXTENDED] = 1;
+        for _ in 0..MAX_SPARSE_EXT_BLOCKS + 10 {
+            bytes.extend_from_slice(&ext);
+        }
+        let err = drain(&bytes).unwrap_err();
+        let rec = OversizedRecord::from_io(&err).expect("an oversized record");
+        assert_eq!(rec.entry, "sparse");
     }
 
     #[test]

@@ -449,3 +449,16 @@ fn the_spool_limit_counts_live_bytes_only() {
     let outside = vec![Layer::new().dir("usr").file("usr/big", "0123456789abcdef")];
     assert_eq!(run(outside), None);
 }
+
+#[test]
+fn a_walk_through_symlinks_past_path_max_is_refused() {
+    let target = "y/".repeat(1500);
+    let entry = format!("s/{}f", "z/".repeat(600));
+    let err = apply(
+        Selection::Everything,
+        vec![Layer::new().symlink("s", &target).file(&entry, "x")],
+    )
+    .map(|_| ())
+    .unwrap_err();
+    assert!(err.to_string().contains("PATH_MAX"), "{err}");
+}
