@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 
 use super::layout::{Layout, Member, Members, describe_kind, open_regular, read_member};
+use super::resolve::MAX_LAYERS;
 use super::source::{
     BlobRef, Compression, Document, ImageError, ImageStore, OCI_CONFIG, OCI_MANIFEST,
     VerifyingReader, io_error, sniff_compression,
@@ -324,6 +325,15 @@ impl Legacy {
         let mut blobs = HashMap::from([(config_digest.clone(), config_rel)]);
         let mut layers = Vec::new();
         let layer_rels = entry["Layers"].as_array().cloned().unwrap_or_default();
+        if layer_rels.len() > MAX_LAYERS {
+            return Err(source(
+                format!(
+                    "manifest.json lists {} layers, over the {MAX_LAYERS} any container runtime can stack",
+                    layer_rels.len()
+                ),
+                damaged,
+            ));
+        }
         for (i, rel) in layer_rels.iter().enumerate() {
             let rel = normalize(rel.as_str().unwrap_or_default());
             let (mut reader, size) = members.open(&rel)?.ok_or_else(|| missing("layer", &rel))?;

@@ -573,3 +573,13 @@ fn nine_hundred_thousand_empty_files_stay_within_memory() {
     assert_eq!(out.code, 0, "{}", out.stderr);
     eprintln!("peak RSS {} MiB", out.rss_kb / 1024);
 }
+
+#[test]
+fn a_manifest_naming_a_layer_thousands_of_times_is_refused() {
+    let case = Case::new();
+    let layer = layer_tar(&[dir("opt/"), file("opt/a", "a")]);
+    let img = Img::new("amd64", vec![layer; 5000]);
+    let image = case.layout("l", &img);
+    let err = case.zip_refused(&image, &[], &[&image]);
+    assert!(err.contains("lists 5000 layers"), "{err}");
+}
