@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use tracing::debug;
 
 use crate::core::error::SourceError;
-use crate::core::tar_guard::{OversizedRecord, PATH_MAX, TarGuard, path_problem, shorten};
+use crate::core::tar_guard::{
+    OversizedRecord, PATH_MAX, StreamTooLong, TarGuard, path_problem, shorten,
+};
 use crate::core::warnings::Warning;
 
 const S_IFIFO: u32 = 0o010000;
@@ -129,6 +131,15 @@ pub enum ApplyError {
         layer: String,
         detail: String,
     },
+    /// Not `BadTar`: the blob is not re-read to tell damage from malice (it may be endless).
+    #[error(
+        "{image}: layer {layer}: {detail}\n  hint: the image is malformed or hostile (Lambda images hold at most 10 GiB uncompressed); rebuild it"
+    )]
+    TooLong {
+        image: String,
+        layer: String,
+        detail: String,
+    },
     #[error(
         "cannot write the spool file {path}: {source}\n  hint: free some disk space next to the output file"
     )]
@@ -172,6 +183,8 @@ pub struct Applier {
     wanted: BTreeSet<String>,
     /// The layer being applied and the whiteouts it has already applied.
     whited: (usize, HashSet<String>),
+    /// Uncompressed bytes the layers still to come may have.
+    input_left: u64,
 }
 
 /// The layer and entry at which the files kept for the zip first went over the limit.
@@ -234,7 +247,14 @@ impl Applier {
             overflow: None,
             wanted: BTreeSet::new(),
             whited: (usize::MAX, HashSet::new()),
+            input_left: u64::MAX,
         })
+    }
+
+    /// The image's layers may hold at most `limit` bytes uncompressed, all together: reading more
+    /// (a gzip bomb, a file of a terabyte) fails as the bytes arrive.
+    pub fn limit_input(&mut self, limit: u64) {
+        self.input_left = limit;
     }
 
     /// Kept contents beyond `limit` bytes cannot end up in a zip: a bigger file is not spooled
@@ -257,7 +277,11 @@ impl Applier {
         digest: &str,
         tar: impl Read,
     ) -> Result<(), ApplyError> {
-        let mut archive = tar::Archive::new(TarGuard::new(tar));
+        let guard = TarGuard::new(tar).with_limit(
+            self.input_left,
+            "more than all the image's layers may hold uncompressed (Lambda's 10 GiB)",
+        );
+        let mut archive = tar::Archive::new(guard);
         let entries = archive.entries().map_err(|e| self.tar_error(digest, e))?;
         for entry in entries {
             let mut entry = entry.map_err(|e| self.tar_error(digest, e))?;
@@ -278,8 +302,9 @@ impl Applier {
             }
         }
         // The end-of-archive blocks and any padding after them are part of the diff_id.
-        io::copy(&mut archive.into_inner(), &mut io::sink())
-            .map_err(|e| self.tar_error(digest, e))?;
+        let mut guard = archive.into_inner();
+        io::copy(&mut guard, &mut io::sink()).map_err(|e| self.tar_error(digest, e))?;
+        self.input_left -= guard.position();
         if self.on_spooled.is_some() {
             self.spool.flush().map_err(|source| ApplyError::Spool {
                 path: self.spool_path.clone(),
@@ -324,6 +349,13 @@ impl Applier {
     }
 
     fn tar_error(&self, digest: &str, err: io::Error) -> ApplyError {
+        if let Some(long) = StreamTooLong::from_io(&err) {
+            return ApplyError::TooLong {
+                image: self.image.clone(),
+                layer: digest.to_string(),
+                detail: long.to_string(),
+            };
+        }
         if let Some(record) = OversizedRecord::from_io(&err) {
             return ApplyError::Entry {
                 image: self.image.clone(),

@@ -44,6 +44,27 @@ impl OversizedRecord {
     }
 }
 
+/// A tar stream longer than it may be (travels inside an `io::Error`).
+#[derive(Debug, thiserror::Error)]
+pub enum StreamTooLong {
+    #[error("its tar runs past {limit} bytes, {why}")]
+    Total { limit: u64, why: &'static str },
+    #[error(
+        "it has more than {MAX_TRAILING} bytes after its end-of-archive blocks (a tar pads to at most 10240)"
+    )]
+    Trailing,
+}
+
+impl StreamTooLong {
+    pub fn from_io(err: &io::Error) -> Option<&StreamTooLong> {
+        err.get_ref()
+            .and_then(|e| e.downcast_ref::<StreamTooLong>())
+    }
+}
+
+/// Bytes after the end-of-archive blocks that are read (for the digest) before giving up.
+pub const MAX_TRAILING: u64 = 1 << 20;
+
 /// Why a path from an archive is refused before it enters a tree.
 pub fn path_problem(raw: &[u8]) -> Option<String> {
     if raw.len() > PATH_MAX {
@@ -100,6 +121,11 @@ pub struct TarGuard<R> {
     pax_size: Option<u64>,
     /// The name in the header of a sparse entry whose extension blocks are passing.
     sparse_entry: String,
+    /// Bytes the stream may have, and what that limit is.
+    limit: u64,
+    limit_why: &'static str,
+    /// Where the end-of-archive block ended.
+    end: u64,
 }
 
 impl<R: Read> TarGuard<R> {
@@ -113,7 +139,22 @@ impl<R: Read> TarGuard<R> {
             pax: Vec::new(),
             pax_size: None,
             sparse_entry: String::new(),
+            limit: u64::MAX,
+            limit_why: "",
+            end: 0,
         }
+    }
+
+    /// Fails once more than `limit` bytes have passed (`why` says where the limit comes from).
+    pub fn with_limit(mut self, limit: u64, why: &'static str) -> Self {
+        self.limit = limit;
+        self.limit_why = why;
+        self
+    }
+
+    /// Bytes passed so far.
+    pub fn position(&self) -> u64 {
+        self.pos
     }
 
     pub fn into_inner(self) -> R {
@@ -122,9 +163,27 @@ impl<R: Read> TarGuard<R> {
 
     /// Follows the structure over `bytes`, which start at `self.pos`.
     fn track(&mut self, mut bytes: &[u8]) -> io::Result<()> {
+        if self.pos.saturating_add(bytes.len() as u64) > self.limit {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                StreamTooLong::Total {
+                    limit: self.limit,
+                    why: self.limit_why,
+                },
+            ));
+        }
         while !bytes.is_empty() {
             match self.state {
-                State::Done => return Ok(()),
+                State::Done => {
+                    self.pos += bytes.len() as u64;
+                    if self.pos - self.end > MAX_TRAILING {
+                        return Err(io::Error::new(
+                            io::ErrorKind::InvalidData,
+                            StreamTooLong::Trailing,
+                        ));
+                    }
+                    return Ok(());
+                }
                 State::Skip | State::Pax => {
                     let n = (self.until - self.pos).min(bytes.len() as u64) as usize;
                     if matches!(self.state, State::Pax) {
@@ -182,12 +241,14 @@ impl<R: Read> TarGuard<R> {
         }
         if self.block.iter().all(|b| *b == 0) {
             self.state = State::Done;
+            self.end = self.pos;
             return Ok(());
         }
         let header = tar::Header::from_byte_slice(&self.block);
         let Ok(mut size) = header.entry_size() else {
             // The tar reader reports a damaged header itself.
             self.state = State::Done;
+            self.end = u64::MAX;
             return Ok(());
         };
         let kind = header.entry_type();
@@ -356,6 +417,26 @@ mod tests {
         let err = drain(&bytes).unwrap_err();
         let rec = OversizedRecord::from_io(&err).expect("an oversized record");
         assert_eq!(rec.entry, "sparse");
+    }
+
+    #[test]
+    fn bounds_the_stream_and_what_follows_its_end() {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = header(tar::EntryType::Regular, "x", 3000);
+        b.append_data(&mut h, "x", &vec![1u8; 3000][..]).unwrap();
+        let mut bytes = b.into_inner().unwrap();
+        let mut guard = TarGuard::new(&bytes[..]).with_limit(2048, "test");
+        let err = io::copy(&mut guard, &mut io::sink()).unwrap_err();
+        assert!(matches!(
+            StreamTooLong::from_io(&err),
+            Some(StreamTooLong::Total { .. })
+        ));
+        bytes.extend(std::iter::repeat_n(0u8, (MAX_TRAILING + 10_000) as usize));
+        let err = io::copy(&mut TarGuard::new(&bytes[..]), &mut io::sink()).unwrap_err();
+        assert!(matches!(
+            StreamTooLong::from_io(&err),
+            Some(StreamTooLong::Trailing)
+        ));
     }
 
     #[test]

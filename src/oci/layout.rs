@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use serde_json::{Value, json};
 
 use super::source::{
-    BlobRef, Document, ImageError, ImageStore, MAX_DOCUMENT_BYTES, OCI_INDEX, VerifyingReader,
-    check_document, descriptor, too_big,
+    BlobRef, Document, ImageError, ImageStore, MAX_BLOB_BYTES, MAX_DOCUMENT_BYTES, OCI_INDEX,
+    VerifyingReader, check_document, descriptor, too_big,
 };
 
 /// The annotation naming an image's tag in a layout's index.
@@ -227,6 +227,17 @@ impl<M: Members> Layout<M> {
                     image: self.image.clone(),
                     digest: blob.digest.to_string(),
                 })?;
+        // No image Lambda runs has a blob this big; reading one would take hours.
+        if size > MAX_BLOB_BYTES {
+            return Err(ImageError::Source {
+                image: self.image.clone(),
+                problem: format!(
+                    "blob {} is {size} bytes, more than Lambda's 10 GiB image limit",
+                    blob.digest
+                ),
+                hint: "the image is malformed or hostile; rebuild it".into(),
+            });
+        }
         // The file's size is known: a mismatch with the descriptor fails now, not after reading it all.
         if blob.size.is_some_and(|s| s != size) {
             return Err(ImageError::DigestMismatch {

@@ -188,6 +188,7 @@ fn apply_and_select(
         let spool_path = scratch.join("spool");
         let mut applier = Applier::new(&image.name, keep.clone(), &spool_path)?;
         applier.limit_spool(LAMBDA_UNZIPPED_LIMIT);
+        applier.limit_input(crate::oci::check::LAMBDA_IMAGE_LIMIT);
         let spool_reader = File::open(&spool_path).map_err(|e| LayerError::io(&spool_path, e))?;
         let mut compressor =
             Compressor::new(spool_reader, scratch).map_err(|e| LayerError::Output {

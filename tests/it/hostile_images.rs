@@ -583,3 +583,34 @@ fn a_manifest_naming_a_layer_thousands_of_times_is_refused() {
     let err = case.zip_refused(&image, &[], &[&image]);
     assert!(err.contains("lists 5000 layers"), "{err}");
 }
+
+#[test]
+fn zeros_after_the_end_of_a_layer_are_not_read_forever() {
+    let case = Case::new();
+    // A valid tar and then 4 MiB of zeros (a gzip bomb in miniature: the real one is endless).
+    let mut layer = layer_tar(&[dir("opt/"), file("opt/a", "a")]);
+    layer.extend(std::iter::repeat_n(0u8, 4 << 20));
+    let img = Img::new("amd64", vec![layer]);
+    let image = case.layout("l", &img);
+    let err = case.zip_refused(&image, &[], &[&image, &layer_digest(&img, 0)]);
+    assert!(err.contains("after its end-of-archive"), "{err}");
+}
+
+#[test]
+fn a_blob_over_lambdas_image_limit_is_refused_unread() {
+    let case = Case::new();
+    let img = simple_image();
+    let image = case.layout("l", &img);
+    let blob = case
+        .path("l/blobs/sha256")
+        .join(&layer_digest(&img, 0)[7..]);
+    // 11 GiB of holes: reading it would take minutes.
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&blob)
+        .unwrap()
+        .set_len(11 << 30)
+        .unwrap();
+    let err = case.zip_refused(&image, &[], &[&image, &layer_digest(&img, 0)]);
+    assert!(err.contains("10 GiB"), "{err}");
+}
