@@ -22,6 +22,8 @@ use crate::core::tar_guard::{OversizedRecord, TarGuard};
 const OCI_LAYER_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
 const OCI_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
 const OCI_LAYER_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
+/// Members an archive may have (each is indexed in memory; `docker save` writes a few per layer).
+const MAX_MEMBERS: usize = 100_000;
 /// Links between members (older `docker save` links duplicate layers) are followed this far.
 const MAX_LINK_HOPS: usize = 8;
 
@@ -72,6 +74,13 @@ impl TarMembers {
         let mut links = HashMap::new();
         for entry in archive.entries().map_err(not_tar)? {
             let entry = entry.map_err(not_tar)?;
+            if files.len() + links.len() >= MAX_MEMBERS {
+                return Err(ImageError::Source {
+                    image: image.to_string(),
+                    problem: format!("it has more than {MAX_MEMBERS} members"),
+                    hint: "`docker save` writes a few per layer; this is not a docker archive, or a hostile one".into(),
+                });
+            }
             let name = normalize(&String::from_utf8_lossy(&entry.path_bytes()));
             let kind = entry.header().entry_type();
             if kind.is_file() || kind == tar::EntryType::Continuous {

@@ -614,3 +614,18 @@ fn a_blob_over_lambdas_image_limit_is_refused_unread() {
     let err = case.zip_refused(&image, &[], &[&image, &layer_digest(&img, 0)]);
     assert!(err.contains("10 GiB"), "{err}");
 }
+
+#[test]
+fn a_docker_archive_of_countless_members_is_refused() {
+    let case = Case::new();
+    let path = case.path("image.tar");
+    let mut b = tar::Builder::new(std::io::BufWriter::new(fs::File::create(&path).unwrap()));
+    for i in 0..100_001u32 {
+        b.append_data(&mut file_header(0), format!("m{i}"), std::io::empty())
+            .unwrap();
+    }
+    b.into_inner().unwrap();
+    let image = format!("docker-archive:{}", path.display());
+    let err = case.zip_refused(&image, &[], &[&image]);
+    assert!(err.contains("more than 100000 members"), "{err}");
+}
