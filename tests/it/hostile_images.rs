@@ -239,6 +239,15 @@ fn whiteouts_that_are_not_file_names_are_refused() {
         let image = case.layout("l", &img);
         let err = case.zip_refused(&image, &[], &[&layer_digest(&img, 1), name]);
         assert!(err.contains("not a file name"), "{name}: {err}");
+        // `check` applies the layers the same way.
+        let out = case.run(&["check", &image]);
+        assert_eq!(out.code, 1, "{}", out.stderr);
+        assert!(
+            out.stderr.contains("not a file name") && out.stderr.contains("hint:"),
+            "{}",
+            out.stderr
+        );
+        case.assert_nothing_left();
     }
 }
 
@@ -271,6 +280,9 @@ fn fifo_blobs_and_index_are_refused_without_blocking() {
         mkfifo(&victim);
         let err = case.zip_refused(&image, &[], &[&image]);
         assert!(err.contains("FIFO"), "{what}: {err}");
+        let out = case.run(&["check", &image]);
+        assert_eq!(out.code, 1, "{}", out.stderr);
+        assert!(out.stderr.contains("FIFO"), "{what}: {}", out.stderr);
     }
 }
 
