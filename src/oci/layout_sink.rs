@@ -246,8 +246,22 @@ fn write(
             let blobs = dest.join("blobs").join("sha256");
             fs::create_dir_all(&blobs).map_err(|e| LayerError::io(&blobs, e))?;
             let staged = root.join("blobs").join("sha256");
-            for item in fs::read_dir(&staged).map_err(|e| LayerError::io(&staged, e))? {
-                let item = item.map_err(|e| LayerError::io(&staged, e))?;
+            let items = fs::read_dir(&staged)
+                .and_then(|d| d.collect::<std::io::Result<Vec<_>>>())
+                .map_err(|e| LayerError::io(&staged, e))?;
+            // Something other than a file where a blob goes would fail half-way through the moves.
+            for item in &items {
+                let to = blobs.join(item.file_name());
+                if fs::symlink_metadata(&to).is_ok_and(|m| !m.is_file() && !m.is_symlink()) {
+                    return Err(LayerError::Output {
+                        what: "cannot write an OCI layout to",
+                        path: dest.to_path_buf(),
+                        problem: format!("{} exists and is not a regular file", to.display()),
+                        hint: "remove it (a blob is a plain file named by its digest), or write to a new layout",
+                    });
+                }
+            }
+            for item in items {
                 let to = blobs.join(item.file_name());
                 // Always replaced: an existing blob whose bytes do not match its name would
                 // otherwise make the new image unreadable.

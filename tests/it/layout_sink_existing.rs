@@ -135,3 +135,27 @@ fn replacing_a_tag_says_so() {
         second.stderr
     );
 }
+
+#[test]
+fn a_directory_where_a_blob_goes_is_refused_before_any_blob_moves() {
+    let case = Case::new();
+    let layout = case.path("out/layout");
+    let first = image(&case, "good/stored.zip", &layout, "a");
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    let sha = layout.join("blobs/sha256");
+    // Every blob of the image becomes a directory but one, removed: nothing may be added.
+    let names = blob_names(&layout);
+    fs::remove_file(sha.join(&names[0])).unwrap();
+    for name in &names[1..] {
+        fs::remove_file(sha.join(name)).unwrap();
+        fs::create_dir(sha.join(name)).unwrap();
+    }
+    let index = fs::read(layout.join("index.json")).unwrap();
+    let out = image(&case, "good/stored.zip", &layout, "b");
+    assert_refused(&case, &out, &layout, "is not a regular file");
+    assert!(
+        !sha.join(&names[0]).exists(),
+        "a blob was moved before the failure"
+    );
+    assert_eq!(fs::read(layout.join("index.json")).unwrap(), index);
+}
