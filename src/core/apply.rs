@@ -2,7 +2,7 @@
 //! directories, hardlinks as copies, symlinks in parent paths followed inside the root as container
 //! runtimes do — spooling to disk only the file contents the zip needs, never a layer in memory.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
@@ -10,6 +10,9 @@ use std::path::{Path, PathBuf};
 use tracing::debug;
 
 use crate::core::error::SourceError;
+use crate::core::tar_guard::{
+    OversizedRecord, PATH_MAX, StreamTooLong, TarGuard, path_problem, shorten,
+};
 use crate::core::warnings::Warning;
 
 const S_IFIFO: u32 = 0o010000;
@@ -17,6 +20,8 @@ const S_IFCHR: u32 = 0o020000;
 const S_IFBLK: u32 = 0o060000;
 /// As Linux: more symlinks than this on one path is a loop.
 const MAX_SYMLINK_HOPS: usize = 40;
+/// Components one path walk may visit, symlink targets included (a 4096-byte path has at most 2048).
+const MAX_RESOLVE_STEPS: usize = 8192;
 const WHITEOUT: &str = ".wh.";
 const OPAQUE: &str = ".wh..wh..opq";
 
@@ -26,6 +31,11 @@ pub enum Selection {
     Everything,
     /// A real path (`opt`, `var/task`), relative to the image root.
     Under(String),
+    /// A real path and the files outside it that hard links inside it copy (a second pass).
+    UnderWith {
+        dir: String,
+        files: BTreeSet<String>,
+    },
     /// No contents: only the tree's shape, kinds and modes (what a check reads).
     Nothing,
 }
@@ -35,6 +45,7 @@ impl Selection {
         match self {
             Selection::Everything => true,
             Selection::Under(p) => within(path, p),
+            Selection::UnderWith { dir, files } => within(path, dir) || files.contains(path),
             Selection::Nothing => false,
         }
     }
@@ -120,6 +131,15 @@ pub enum ApplyError {
         layer: String,
         detail: String,
     },
+    /// Not `BadTar`: the blob is not re-read to tell damage from malice (it may be endless).
+    #[error(
+        "{image}: layer {layer}: {detail}\n  hint: the image is malformed or hostile (Lambda images hold at most 10 GiB uncompressed); rebuild it"
+    )]
+    TooLong {
+        image: String,
+        layer: String,
+        detail: String,
+    },
     #[error(
         "cannot write the spool file {path}: {source}\n  hint: free some disk space next to the output file"
     )]
@@ -145,7 +165,42 @@ pub struct Applier {
     /// Reused for every file: thousands of small files would otherwise each zero a new one.
     copy_buf: Vec<u8>,
     warnings: Vec<Warning>,
+    /// No file bigger than this is spooled, nor more live bytes than this kept (the zip could not
+    /// hold them): scratch space stays within it plus the write buffer.
+    limit: u64,
+    /// Bytes of spooled contents some node still uses.
+    live: u64,
+    /// Nodes using each spooled range (hardlinks share one), by offset: a range no node uses any
+    /// more is punched out of the spool file.
+    users: HashMap<u64, u32>,
+    /// Bytes of the tree's path keys (each node holds its full path, so a deep tree costs the
+    /// square of its depth: bounded by [`MAX_KEY_BYTES`]).
+    key_bytes: u64,
+    /// Where the kept bytes first went over `limit` (nothing more is spooled after it).
+    overflow: Option<Overflow>,
+    /// Files outside the selection whose contents kept hard links copy: a further pass keeps
+    /// them too (rather than everything).
+    wanted: BTreeSet<String>,
+    /// The layer being applied and the whiteouts it has already applied.
+    whited: (usize, HashSet<String>),
+    /// Uncompressed bytes the layers still to come may have.
+    input_left: u64,
 }
+
+/// The layer and entry at which the files kept for the zip first went over the limit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Overflow {
+    pub layer: String,
+    pub entry: String,
+    /// The kept bytes with that entry.
+    pub size: u64,
+}
+
+/// Bytes of paths a tree may hold: far beyond any real image (half a million files of 100-byte
+/// paths is 50 MB), and low enough that memory stays bounded.
+pub const MAX_KEY_BYTES: u64 = 96 * 1024 * 1024;
+/// Entries a tree may hold (the biggest real images have a few hundred thousand).
+pub const MAX_NODES: usize = 1_000_000;
 
 /// The applied tree and the spool its kept file contents live in.
 pub struct AppliedTree {
@@ -155,6 +210,10 @@ pub struct AppliedTree {
     /// Read with positioned reads (`FileExt::read_at`), so many threads can share it.
     pub spool: File,
     pub warnings: Vec<Warning>,
+    /// Set when kept contents went over the spool limit and were no longer spooled.
+    pub overflow: Option<Overflow>,
+    /// Files outside the selection that kept hard links copy without their contents.
+    pub wanted: BTreeSet<String>,
 }
 
 impl Applier {
@@ -181,7 +240,27 @@ impl Applier {
             unflushed: Vec::new(),
             copy_buf: vec![0; 64 * 1024],
             warnings: Vec::new(),
+            limit: u64::MAX,
+            live: 0,
+            users: HashMap::new(),
+            key_bytes: 0,
+            overflow: None,
+            wanted: BTreeSet::new(),
+            whited: (usize::MAX, HashSet::new()),
+            input_left: u64::MAX,
         })
+    }
+
+    /// The image's layers may hold at most `limit` bytes uncompressed, all together: reading more
+    /// (a gzip bomb, a file of a terabyte) fails as the bytes arrive.
+    pub fn limit_input(&mut self, limit: u64) {
+        self.input_left = limit;
+    }
+
+    /// Kept contents beyond `limit` bytes cannot end up in a zip: a bigger file is not spooled
+    /// (its size is enough to refuse it), and more live bytes under `--path` are refused at once.
+    pub fn limit_spool(&mut self, limit: u64) {
+        self.limit = limit;
     }
 
     /// Calls `f` with each kept file's place in the spool once other readers of the spool file can
@@ -198,15 +277,34 @@ impl Applier {
         digest: &str,
         tar: impl Read,
     ) -> Result<(), ApplyError> {
-        let mut archive = tar::Archive::new(tar);
+        let guard = TarGuard::new(tar).with_limit(
+            self.input_left,
+            "more than all the image's layers may hold uncompressed (Lambda's 10 GiB)",
+        );
+        let mut archive = tar::Archive::new(guard);
         let entries = archive.entries().map_err(|e| self.tar_error(digest, e))?;
         for entry in entries {
             let mut entry = entry.map_err(|e| self.tar_error(digest, e))?;
             self.apply_entry(index, digest, &mut entry)?;
+            if self.key_bytes > MAX_KEY_BYTES || self.nodes.len() > MAX_NODES {
+                let shown = shorten(&entry.path_bytes());
+                return Err(ApplyError::Entry {
+                    image: self.image.clone(),
+                    layer: digest.to_string(),
+                    entry: shown,
+                    problem: format!(
+                        "brings the image's tree to {} entries and {} bytes of paths, over the limits of {MAX_NODES} entries and {MAX_KEY_BYTES} bytes (deeply nested or countless paths)",
+                        self.nodes.len(),
+                        self.key_bytes
+                    ),
+                    hint: "no Lambda image needs a tree this big; the image is malformed or hostile, rebuild it without that layer",
+                });
+            }
         }
         // The end-of-archive blocks and any padding after them are part of the diff_id.
-        io::copy(&mut archive.into_inner(), &mut io::sink())
-            .map_err(|e| self.tar_error(digest, e))?;
+        let mut guard = archive.into_inner();
+        io::copy(&mut guard, &mut io::sink()).map_err(|e| self.tar_error(digest, e))?;
+        self.input_left -= guard.position();
         if self.on_spooled.is_some() {
             self.spool.flush().map_err(|source| ApplyError::Spool {
                 path: self.spool_path.clone(),
@@ -245,10 +343,28 @@ impl Applier {
             nodes: self.nodes,
             spool,
             warnings: self.warnings,
+            overflow: self.overflow,
+            wanted: self.wanted,
         })
     }
 
     fn tar_error(&self, digest: &str, err: io::Error) -> ApplyError {
+        if let Some(long) = StreamTooLong::from_io(&err) {
+            return ApplyError::TooLong {
+                image: self.image.clone(),
+                layer: digest.to_string(),
+                detail: long.to_string(),
+            };
+        }
+        if let Some(record) = OversizedRecord::from_io(&err) {
+            return ApplyError::Entry {
+                image: self.image.clone(),
+                layer: digest.to_string(),
+                entry: record.entry.clone(),
+                problem: format!("has {record}"),
+                hint: "the layer is malformed or hostile (no path is that long); rebuild the image without it",
+            };
+        }
         match SourceError::from_io(err) {
             Ok(source) => ApplyError::Source(source),
             Err(err) => ApplyError::BadTar {
@@ -280,12 +396,38 @@ impl Applier {
             return Ok(());
         }
         let raw = entry.path_bytes().into_owned();
-        let shown = String::from_utf8_lossy(&raw).into_owned();
+        let shown = shorten(&raw);
+        if let Some(problem) = path_problem(&raw) {
+            return Err(self.entry_error(digest, &shown, problem));
+        }
+        if let Some(target) = entry.link_name_bytes()
+            && target.len() > PATH_MAX
+        {
+            return Err(self.entry_error(
+                digest,
+                &shown,
+                format!(
+                    "is a link to a path of {} bytes, longer than PATH_MAX ({PATH_MAX})",
+                    target.len()
+                ),
+            ));
+        }
         let parts = split_path(&raw).map_err(|p| self.entry_error(digest, &shown, p.into()))?;
         let Some((base, parent)) = parts.split_last() else {
             return Ok(()); // the root directory itself (`./`)
         };
         if let Some(name) = base.strip_prefix(WHITEOUT) {
+            // `.wh.`, `.wh..` and `.wh...` would hide nothing, the directory itself or its parent:
+            // no tool writes them, and honouring them would reach outside the marker's directory.
+            if name.is_empty() || name == "." || name == ".." {
+                return Err(ApplyError::Entry {
+                    image: self.image.clone(),
+                    layer: digest.to_string(),
+                    entry: shown,
+                    problem: format!("is a whiteout of {name:?}, which is not a file name"),
+                    hint: "the layer is malformed or hostile; rebuild the image without it (a whiteout is `.wh.` followed by the name of the file it hides)",
+                });
+            }
             // A marker under a path that is no longer a directory has nothing left to hide (umoci
             // writes a file replacing a directory before the whiteouts of its old children).
             let dir = match self.resolve(parent, layer, false) {
@@ -293,14 +435,24 @@ impl Applier {
                 Err(ResolveError::NotADirectory(_)) => None,
                 Err(e) => return Err(self.entry_error(digest, &shown, e.to_string())),
             };
+            // A marker repeated in one layer has nothing left to remove, and each walks the
+            // subtree again: thousands of them would take the square of the tree's size.
+            if self.whited.0 != layer {
+                self.whited = (layer, HashSet::new());
+            }
             if base == OPAQUE {
-                if let Some(dir) = dir {
+                if let Some(dir) = dir
+                    && self.whited.1.insert(format!("{dir}/{OPAQUE}"))
+                {
                     self.remove_lower(&dir, false, layer);
                 }
-            } else if !name.starts_with(WHITEOUT) && !name.is_empty() {
+            } else if !name.starts_with(WHITEOUT) {
                 // `.wh..wh.*` other than the opaque marker is aufs bookkeeping, not a deletion.
                 if let Some(dir) = dir {
-                    self.remove_lower(&join(&dir, name), true, layer);
+                    let target = join(&dir, name);
+                    if self.whited.1.insert(target.clone()) {
+                        self.remove_lower(&target, true, layer);
+                    }
                 }
             }
             return Ok(());
@@ -317,8 +469,16 @@ impl Applier {
         match kind {
             T::Directory => self.put(path, NodeKind::Dir, mode, layer),
             T::Regular | T::Continuous | T::GNUSparse => {
-                let content = if self.keep.keeps(&path) {
+                // A file over the limit is never spooled: selecting it fails on its size alone.
+                let kept = self.keep.keeps(&path);
+                let fits = kept && self.fits(digest, &shown, &path, entry.size());
+                let content = if fits {
                     let spooled = self.spool_entry(digest, entry)?;
+                    // Empty ranges take no space (and share their offset with the next file).
+                    if spooled.len > 0 {
+                        self.users.insert(spooled.offset, 0);
+                        self.live += spooled.len;
+                    }
                     if self.on_spooled.is_some() {
                         self.unflushed.push(spooled);
                         self.announce_flushed();
@@ -348,9 +508,14 @@ impl Applier {
                     .link_name_bytes()
                     .map(|b| b.into_owned())
                     .unwrap_or_default();
-                let node = self
+                let (real, node) = self
                     .hardlink_target(&target, layer)
                     .map_err(|p| self.entry_error(digest, &shown, p))?;
+                if self.keep.keeps(&path)
+                    && matches!(node.kind, NodeKind::File(Content::NotKept { .. }))
+                {
+                    self.wanted.insert(real);
+                }
                 self.put(path, node.kind, node.mode, layer);
             }
             T::Char | T::Block | T::Fifo => {
@@ -370,6 +535,54 @@ impl Applier {
             other => debug!("layer {digest}: {shown}: tar entry type {other:?} ignored"),
         }
         Ok(())
+    }
+
+    /// Whether a kept file may be spooled: never one over the limit, and under a --path selection
+    /// (where everything kept ends up in the zip unless a later layer removes it) nothing once the
+    /// live spooled bytes would pass it. The first such file is remembered for the error.
+    fn fits(&mut self, digest: &str, shown: &str, path: &str, size: u64) -> bool {
+        if self.overflow.is_some() {
+            return false;
+        }
+        // The file this one replaces frees its bytes (unless a hard link still uses them).
+        let replaced = match self.nodes.get(path).map(|n| &n.kind) {
+            Some(NodeKind::File(Content::Spooled(r)))
+                if self.users.get(&r.offset).is_some_and(|u| *u == 1) =>
+            {
+                r.len
+            }
+            _ => 0,
+        };
+        let live = (self.live - replaced).saturating_add(size);
+        let selective = matches!(self.keep, Selection::Under(_) | Selection::UnderWith { .. });
+        if selective && live > self.limit {
+            self.overflow = Some(Overflow {
+                layer: digest.to_string(),
+                entry: shown.to_string(),
+                size: live,
+            });
+            return false;
+        }
+        size <= self.limit
+    }
+
+    /// A node left the tree: a spooled range nobody uses any more is freed from the spool file.
+    fn forget(&mut self, node: &Node) {
+        let NodeKind::File(Content::Spooled(r)) = &node.kind else {
+            return;
+        };
+        if r.len == 0 {
+            return;
+        }
+        let Some(users) = self.users.get_mut(&r.offset) else {
+            return;
+        };
+        *users = users.saturating_sub(1);
+        if *users == 0 {
+            self.users.remove(&r.offset);
+            self.live -= r.len;
+            punch_hole(self.spool.get_ref(), r);
+        }
     }
 
     /// Copies the entry's bytes to the end of the spool.
@@ -407,18 +620,31 @@ impl Applier {
                 .nodes
                 .get(&path)
                 .is_some_and(|n| n.kind == NodeKind::Dir);
+        // Counted first: a hard link to itself must not free the range it is about to use.
+        if let NodeKind::File(Content::Spooled(r)) = &kind
+            && r.len > 0
+            && let Some(users) = self.users.get_mut(&r.offset)
+        {
+            *users += 1;
+        }
         if !keeps_children {
             self.remove_all(&path);
         }
-        self.nodes.insert(path, Node { kind, mode, layer });
+        let len = path.len() as u64;
+        match self.nodes.insert(path, Node { kind, mode, layer }) {
+            Some(old) => self.forget(&old),
+            None => self.key_bytes += len,
+        }
     }
 
     fn remove_all(&mut self, path: &str) {
         let doomed: Vec<String> = subtree_keys(&self.nodes, path).collect();
-        for k in doomed {
-            self.nodes.remove(&k);
+        for k in doomed.iter().map(String::as_str).chain([path]) {
+            if let Some(old) = self.nodes.remove(k) {
+                self.key_bytes = self.key_bytes.saturating_sub(k.len() as u64);
+                self.forget(&old);
+            }
         }
-        self.nodes.remove(path);
     }
 
     /// Removes what layers below `layer` put at (if `include_self`) and under `path`. Whiteouts never
@@ -430,19 +656,29 @@ impl Applier {
         let candidates = subtree_keys(&self.nodes, path)
             .chain((include_self && !path.is_empty()).then(|| path.to_string()));
         for key in candidates.collect::<Vec<_>>() {
-            if self.nodes[&key].layer < layer {
+            // A whiteout of something no lower layer holds is a no-op, as containerd treats it.
+            let Some(node) = self.nodes.get(&key) else {
+                continue;
+            };
+            if node.layer < layer {
                 doomed.push(key);
             } else {
+                // Up to the first ancestor already kept: each is added once, not once per entry.
                 let mut p = key.as_str();
                 while let Some((parent, _)) = p.rsplit_once('/') {
-                    keep.insert(parent.to_string());
+                    if !keep.insert(parent.to_string()) {
+                        break;
+                    }
                     p = parent;
                 }
             }
         }
         for key in doomed {
-            if !keep.contains(&key) {
-                self.nodes.remove(&key);
+            if !keep.contains(&key)
+                && let Some(old) = self.nodes.remove(&key)
+            {
+                self.key_bytes = self.key_bytes.saturating_sub(key.len() as u64);
+                self.forget(&old);
             }
         }
     }
@@ -456,10 +692,16 @@ impl Applier {
         layer: usize,
         create: bool,
     ) -> Result<Option<String>, ResolveError> {
-        resolve_in(&mut self.nodes, parts, create.then_some(layer))
+        resolve_in(
+            &mut self.nodes,
+            parts,
+            create.then_some(layer),
+            &mut self.key_bytes,
+        )
     }
 
-    fn hardlink_target(&mut self, raw: &[u8], layer: usize) -> Result<Node, String> {
+    /// The node a hard link copies, and its real path.
+    fn hardlink_target(&mut self, raw: &[u8], layer: usize) -> Result<(String, Node), String> {
         let shown = String::from_utf8_lossy(raw).into_owned();
         let parts =
             split_path(raw).map_err(|p| format!("is a hard link whose target {shown:?} {p}"))?;
@@ -472,136 +714,42 @@ impl Applier {
             .resolve(parent, layer, false)
             .map_err(|e| e.to_string())?
             .ok_or_else(missing)?;
-        let node = self
-            .nodes
-            .get(&join(&dir, base))
-            .cloned()
-            .ok_or_else(missing)?;
+        let real = join(&dir, base);
+        let node = self.nodes.get(&real).cloned().ok_or_else(missing)?;
         if node.kind == NodeKind::Dir {
             return Err(format!("is a hard link to the directory {shown:?}"));
         }
-        Ok(node)
+        Ok((real, node))
     }
 }
 
-/// Keys strictly below `path` (`""` is the root: every key).
-fn subtree_keys<'a>(
-    nodes: &'a BTreeMap<String, Node>,
-    path: &str,
-) -> Box<dyn Iterator<Item = String> + 'a> {
-    if path.is_empty() {
-        return Box::new(nodes.keys().cloned());
+/// Frees a dead range of the spool file's disk blocks (where the filesystem can; else it stays).
+fn punch_hole(file: &File, r: &SpoolRef) {
+    use std::os::fd::AsRawFd;
+    let (Ok(offset), Ok(len)) = (
+        libc::off_t::try_from(r.offset),
+        libc::off_t::try_from(r.len),
+    ) else {
+        return;
+    };
+    if len == 0 {
+        return;
     }
-    // '0' is the byte after '/': the range holds exactly the keys starting with "path/".
-    Box::new(
-        nodes
-            .range(format!("{path}/")..format!("{path}0"))
-            .map(|(k, _)| k.clone()),
-    )
-}
-
-/// Why a path cannot be resolved to a directory.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum ResolveError {
-    NotADirectory(String),
-    SymlinkLoop(String),
-}
-
-impl std::fmt::Display for ResolveError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ResolveError::NotADirectory(p) => {
-                write!(f, "needs /{p} to be a directory, but it is a file")
-            }
-            ResolveError::SymlinkLoop(p) => {
-                write!(f, "leads through too many symlinks (a loop at /{p}?)")
-            }
-        }
+    // SAFETY: fallocate on our own open descriptor; it only changes which blocks back the range.
+    unsafe {
+        libc::fallocate(
+            file.as_raw_fd(),
+            libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+            offset,
+            len,
+        );
     }
-}
-
-pub(crate) fn resolve_in(
-    nodes: &mut BTreeMap<String, Node>,
-    parts: &[String],
-    create_in_layer: Option<usize>,
-) -> Result<Option<String>, ResolveError> {
-    let mut real: Vec<String> = Vec::new();
-    let mut pending: std::collections::VecDeque<String> = parts.iter().cloned().collect();
-    let mut hops = 0;
-    while let Some(part) = pending.pop_front() {
-        match part.as_str() {
-            "" | "." => continue,
-            ".." => {
-                real.pop();
-                continue;
-            }
-            _ => {}
-        }
-        let candidate = join(&real.join("/"), &part);
-        match nodes.get(&candidate).map(|n| &n.kind) {
-            Some(NodeKind::Dir) => real.push(part),
-            Some(NodeKind::Symlink(target)) => {
-                hops += 1;
-                if hops > MAX_SYMLINK_HOPS {
-                    return Err(ResolveError::SymlinkLoop(candidate));
-                }
-                if target.starts_with('/') {
-                    real.clear();
-                }
-                for t in target.split('/').rev() {
-                    pending.push_front(t.to_string());
-                }
-            }
-            Some(NodeKind::File(_)) => {
-                return Err(ResolveError::NotADirectory(candidate));
-            }
-            None => match create_in_layer {
-                Some(layer) => {
-                    nodes.insert(
-                        candidate,
-                        Node {
-                            kind: NodeKind::Dir,
-                            mode: 0o755,
-                            layer,
-                        },
-                    );
-                    real.push(part);
-                }
-                None => return Ok(None),
-            },
-        }
-    }
-    Ok(Some(real.join("/")))
-}
-
-pub(crate) fn join(dir: &str, name: &str) -> String {
-    if dir.is_empty() {
-        name.to_string()
-    } else {
-        format!("{dir}/{name}")
-    }
-}
-
-/// An entry name's components: a leading `/` or `./` is dropped, `.` and empty parts are skipped,
-/// `..` and NUL are refused (they could reach outside the image root).
-pub(crate) fn split_path(raw: &[u8]) -> Result<Vec<String>, &'static str> {
-    if raw.contains(&0) {
-        return Err("contains a NUL byte");
-    }
-    let text = String::from_utf8_lossy(raw);
-    let mut parts = Vec::new();
-    for part in text.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => return Err("contains '..' and would escape the image root"),
-            p => parts.push(p.to_string()),
-        }
-    }
-    Ok(parts)
 }
 
 mod select;
+mod walk;
 pub use select::{Item, SelectError, Selected};
+pub(crate) use walk::{ResolveError, join, resolve_in, split_path, subtree_keys};
 
 #[cfg(test)]
 mod tests;

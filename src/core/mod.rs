@@ -15,6 +15,7 @@ pub mod modes;
 pub mod paths;
 pub mod raw_deflate;
 pub mod staging;
+pub mod tar_guard;
 pub mod tar_writer;
 pub mod warnings;
 pub mod zip_writer;

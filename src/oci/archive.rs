@@ -4,29 +4,33 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{self, BufReader, Read, Seek, SeekFrom};
-use std::path::{Path, PathBuf};
+use std::io::{self, BufReader, Read, Seek};
+use std::path::Path;
 
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 
-use super::layout::{Layout, Member, Members, read_member};
+use super::layout::{Layout, Member, Members, describe_kind, open_regular, read_member};
+use super::resolve::MAX_LAYERS;
 use super::source::{
     BlobRef, Compression, Document, ImageError, ImageStore, OCI_CONFIG, OCI_MANIFEST,
     VerifyingReader, io_error, sniff_compression,
 };
 use crate::core::digest::Digest;
+use crate::core::tar_guard::{OversizedRecord, TarGuard};
 
 const OCI_LAYER_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
 const OCI_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
 const OCI_LAYER_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
+/// Members an archive may have (each is indexed in memory; `docker save` writes a few per layer).
+const MAX_MEMBERS: usize = 100_000;
 /// Links between members (older `docker save` links duplicate layers) are followed this far.
 const MAX_LINK_HOPS: usize = 8;
 
 /// The members of an uncompressed tar file, by normalised name: where each one's bytes start.
 pub(crate) struct TarMembers {
-    image: String,
-    path: PathBuf,
+    /// Opened once (checked to be a regular file) and read with positioned reads.
+    file: File,
     files: HashMap<String, (u64, u64)>,
 }
 
@@ -44,18 +48,39 @@ impl TarMembers {
                 "give the file `docker save` wrote (uncompressed; gunzip it first if it is .tar.gz)"
                     .into(),
         };
-        let mut file = File::open(path).map_err(io)?;
-        let mut head = [0u8; 4];
-        let n = file.read(&mut head).map_err(io)?;
-        if sniff_compression(&head[..n]) != Compression::None {
-            return Err(not_tar("it is compressed".into()));
+        let not_tar = |e: io::Error| match OversizedRecord::from_io(&e) {
+            Some(record) => ImageError::Source {
+                image: image.to_string(),
+                problem: format!("entry {:?} has {record}", record.entry),
+                hint: "the archive is malformed or hostile; save the image again".into(),
+            },
+            None => not_tar(e.to_string()),
+        };
+        // The path checked by `open` may be a symlink to the archive: open what it leads to.
+        let real = std::fs::canonicalize(path).map_err(io)?;
+        let file = open_regular(&real).map_err(io)?;
+        let meta = file.metadata().map_err(io)?;
+        if !meta.is_file() {
+            return Err(not_regular(image, describe_kind(meta.file_type())));
         }
-        file.rewind().map_err(io)?;
-        let mut archive = tar::Archive::new(BufReader::new(file));
+        let mut head = [0u8; 4];
+        let n = (&file).read(&mut head).map_err(io)?;
+        if sniff_compression(&head[..n]) != Compression::None {
+            return Err(not_tar(io::Error::other("it is compressed")));
+        }
+        (&file).rewind().map_err(io)?;
+        let mut archive = tar::Archive::new(TarGuard::new(BufReader::new(&file)));
         let mut files = HashMap::new();
         let mut links = HashMap::new();
-        for entry in archive.entries().map_err(|e| not_tar(e.to_string()))? {
-            let entry = entry.map_err(|e| not_tar(e.to_string()))?;
+        for entry in archive.entries().map_err(not_tar)? {
+            let entry = entry.map_err(not_tar)?;
+            if files.len() + links.len() >= MAX_MEMBERS {
+                return Err(ImageError::Source {
+                    image: image.to_string(),
+                    problem: format!("it has more than {MAX_MEMBERS} members"),
+                    hint: "`docker save` writes a few per layer; this is not a docker archive, or a hostile one".into(),
+                });
+            }
             let name = normalize(&String::from_utf8_lossy(&entry.path_bytes()));
             let kind = entry.header().entry_type();
             if kind.is_file() || kind == tar::EntryType::Continuous {
@@ -86,11 +111,8 @@ impl TarMembers {
                 files.insert(name, at);
             }
         }
-        Ok(TarMembers {
-            image: image.to_string(),
-            path: path.to_path_buf(),
-            files,
-        })
+        drop(archive);
+        Ok(TarMembers { file, files })
     }
 }
 
@@ -114,14 +136,42 @@ impl Members for TarMembers {
         let Some(&(offset, size)) = self.files.get(rel) else {
             return Ok(None);
         };
-        let io = |source| ImageError::Io {
-            image: self.image.clone(),
-            path: self.path.clone(),
-            source,
+        let reader = At {
+            file: &self.file,
+            pos: offset,
+            end: offset.saturating_add(size),
         };
-        let mut file = File::open(&self.path).map_err(io)?;
-        file.seek(SeekFrom::Start(offset)).map_err(io)?;
-        Ok(Some((Box::new(BufReader::new(file).take(size)), size)))
+        Ok(Some((Box::new(BufReader::new(reader)), size)))
+    }
+}
+
+/// A member's bytes, read with positioned reads from the one open archive file.
+struct At<'a> {
+    file: &'a File,
+    pos: u64,
+    end: u64,
+}
+
+impl Read for At<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        use std::os::unix::fs::FileExt;
+        let want = buf
+            .len()
+            .min((self.end - self.pos).try_into().unwrap_or(usize::MAX));
+        if want == 0 {
+            return Ok(0);
+        }
+        let n = self.file.read_at(&mut buf[..want], self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+fn not_regular(image: &str, kind: &str) -> ImageError {
+    ImageError::Source {
+        image: image.to_string(),
+        problem: format!("it is {kind}, not a regular file"),
+        hint: "give the file `docker save` wrote (save to a file first: a pipe or device cannot be read in place)".into(),
     }
 }
 
@@ -152,12 +202,23 @@ impl DockerArchiveStore {
             Some(n) => format!("docker-archive:{}:{n}", file.display()),
             None => format!("docker-archive:{}", file.display()),
         };
-        if !file.is_file() {
-            return Err(ImageError::Source {
-                image,
-                problem: "no such file".into(),
-                hint: "give the file `docker save` wrote; for an OCI layout directory use oci:DIR[:TAG]".into(),
-            });
+        match std::fs::metadata(file) {
+            Ok(meta) if meta.is_file() => {}
+            Ok(meta) if meta.is_dir() => {
+                return Err(ImageError::Source {
+                    image,
+                    problem: "it is a directory".into(),
+                    hint: "give the file `docker save` wrote; for an OCI layout directory use oci:DIR[:TAG]".into(),
+                });
+            }
+            Ok(meta) => return Err(not_regular(&image, describe_kind(meta.file_type()))),
+            Err(_) => {
+                return Err(ImageError::Source {
+                    image,
+                    problem: "no such file".into(),
+                    hint: "give the file `docker save` wrote; for an OCI layout directory use oci:DIR[:TAG]".into(),
+                });
+            }
         }
         let members = TarMembers::index(&image, file)?;
         // manifest.json lists exactly the images whose blobs were saved; docker 25+'s index.json may
@@ -273,6 +334,15 @@ impl Legacy {
         let mut blobs = HashMap::from([(config_digest.clone(), config_rel)]);
         let mut layers = Vec::new();
         let layer_rels = entry["Layers"].as_array().cloned().unwrap_or_default();
+        if layer_rels.len() > MAX_LAYERS {
+            return Err(source(
+                format!(
+                    "manifest.json lists {} layers, over the {MAX_LAYERS} any container runtime can stack",
+                    layer_rels.len()
+                ),
+                damaged,
+            ));
+        }
         for (i, rel) in layer_rels.iter().enumerate() {
             let rel = normalize(rel.as_str().unwrap_or_default());
             let (mut reader, size) = members.open(&rel)?.ok_or_else(|| missing("layer", &rel))?;

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use serde_json::{Value, json};
 
 use super::source::{
-    BlobRef, Document, ImageError, ImageStore, MAX_DOCUMENT_BYTES, OCI_INDEX, VerifyingReader,
-    check_document, descriptor, too_big,
+    BlobRef, Document, ImageError, ImageStore, MAX_BLOB_BYTES, MAX_DOCUMENT_BYTES, OCI_INDEX,
+    VerifyingReader, check_document, descriptor, too_big,
 };
 
 /// The annotation naming an image's tag in a layout's index.
@@ -24,7 +24,8 @@ pub(crate) trait Members: Send + Sync {
     fn open(&self, rel: &str) -> Result<Option<Member<'_>>, ImageError>;
 }
 
-/// Files under a directory.
+/// Files under a directory. Only regular files inside it are members: a FIFO or device would block
+/// or never end, and a symlink leading out of the layout would read files it does not own.
 pub(crate) struct DirMembers {
     pub image: String,
     pub root: PathBuf,
@@ -38,17 +39,74 @@ impl Members for DirMembers {
             path: path.clone(),
             source,
         };
-        match File::open(&path) {
-            Ok(file) => {
-                let meta = file.metadata().map_err(io)?;
-                if !meta.is_file() {
-                    return Ok(None);
-                }
-                Ok(Some((Box::new(file), meta.len())))
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(io(e)),
+        let refuse = |problem: String| {
+            ImageError::Source {
+            image: self.image.clone(),
+            problem: format!("{rel} {problem}"),
+            hint: "only regular files inside the layout are read; copy the image again (e.g. `skopeo copy`) to get a plain layout".into(),
         }
+        };
+        // Symlinks are resolved without opening anything (opening a FIFO blocks until a writer comes).
+        let real = match std::fs::canonicalize(&path) {
+            Ok(real) => real,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io(e)),
+        };
+        let root = std::fs::canonicalize(&self.root).map_err(io)?;
+        if !real.starts_with(&root) {
+            return Err(refuse(format!(
+                "leads out of the layout (to {})",
+                real.display()
+            )));
+        }
+        let kind = std::fs::symlink_metadata(&real).map_err(io)?.file_type();
+        if !kind.is_file() {
+            return Err(refuse(format!(
+                "is {}, not a regular file",
+                describe_kind(kind)
+            )));
+        }
+        let file = open_regular(&real).map_err(io)?;
+        let meta = file.metadata().map_err(io)?;
+        if !meta.is_file() {
+            // Replaced between the check and the open.
+            return Err(refuse(format!(
+                "is {}, not a regular file",
+                describe_kind(meta.file_type())
+            )));
+        }
+        Ok(Some((Box::new(file), meta.len())))
+    }
+}
+
+/// Opens a path already checked to be a regular file, without following a symlink put in its place.
+pub(crate) fn open_regular(path: &Path) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    File::options()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+}
+
+/// "a FIFO", "a directory", ...: what a path is, for messages.
+pub(crate) fn describe_kind(kind: std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if kind.is_dir() {
+        "a directory"
+    } else if kind.is_fifo() {
+        "a FIFO (named pipe)"
+    } else if kind.is_char_device() {
+        "a character device"
+    } else if kind.is_block_device() {
+        "a block device"
+    } else if kind.is_socket() {
+        "a socket"
+    } else if kind.is_symlink() {
+        "a symlink"
+    } else if kind.is_file() {
+        "a regular file"
+    } else {
+        "not a regular file"
     }
 }
 
@@ -169,6 +227,17 @@ impl<M: Members> Layout<M> {
                     image: self.image.clone(),
                     digest: blob.digest.to_string(),
                 })?;
+        // No image Lambda runs has a blob this big; reading one would take hours.
+        if size > MAX_BLOB_BYTES {
+            return Err(ImageError::Source {
+                image: self.image.clone(),
+                problem: format!(
+                    "blob {} is {size} bytes, more than Lambda's 10 GiB image limit",
+                    blob.digest
+                ),
+                hint: "the image is malformed or hostile; rebuild it".into(),
+            });
+        }
         // The file's size is known: a mismatch with the descriptor fails now, not after reading it all.
         if blob.size.is_some_and(|s| s != size) {
             return Err(ImageError::DigestMismatch {
@@ -201,7 +270,10 @@ impl OciLayoutStore {
             Some(t) => format!("oci:{}:{t}", dir.display()),
             None => format!("oci:{}", dir.display()),
         };
-        if !dir.join("oci-layout").is_file() || !dir.join("index.json").is_file() {
+        // index.json need only exist here: reading it says what is wrong with one that is not a file.
+        if !dir.join("oci-layout").is_file()
+            || std::fs::symlink_metadata(dir.join("index.json")).is_err()
+        {
             let problem = if dir.is_dir() {
                 "it is not an OCI image layout (no oci-layout or index.json file)"
             } else {

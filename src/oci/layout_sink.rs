@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use oci_spec::image::MediaType;
 use serde_json::{Value, json};
+use tracing::info;
 
 use crate::core::digest::Digest;
 use crate::core::error::{LayerError, Result};
@@ -40,6 +41,7 @@ pub fn check_target(dest: &Path) -> Result<LayoutTarget> {
         return Err(refuse("it exists and is not a directory"));
     }
     if dest.join("oci-layout").is_file() {
+        check_existing(dest)?;
         return Ok(LayoutTarget::Existing);
     }
     let mut listing = fs::read_dir(dest).map_err(|e| LayerError::io(dest, e))?;
@@ -49,6 +51,72 @@ pub fn check_target(dest: &Path) -> Result<LayoutTarget> {
         ));
     }
     Ok(LayoutTarget::New)
+}
+
+/// An existing layout we are about to add to, checked before anything is written: its index must
+/// be readable, and its blob directories must be directories of its own (a symlink leading out of
+/// it would have us write blobs elsewhere).
+fn check_existing(dest: &Path) -> Result<()> {
+    read_index(dest)?;
+    let root = fs::canonicalize(dest).map_err(|e| LayerError::io(dest, e))?;
+    for rel in ["blobs", "blobs/sha256"] {
+        let path = dest.join(rel);
+        let Ok(meta) = fs::symlink_metadata(&path) else {
+            continue; // created when the blobs are added
+        };
+        let refuse = |problem: String| LayerError::Output {
+            what: "cannot write an OCI layout to",
+            path: dest.to_path_buf(),
+            problem,
+            hint: "blobs/ and blobs/sha256/ must be directories inside the layout; replace the link with a real directory, or write to a new layout",
+        };
+        let real = fs::canonicalize(&path).map_err(|e| LayerError::io(&path, e))?;
+        if meta.file_type().is_symlink() && !real.starts_with(&root) {
+            return Err(refuse(format!(
+                "{rel} is a symlink leading out of the layout (to {})",
+                real.display()
+            )));
+        }
+        if !real.is_dir() {
+            return Err(refuse(format!("{rel} is not a directory")));
+        }
+    }
+    Ok(())
+}
+
+/// The layout's index.json, parsed; an unreadable one is refused before anything is written.
+fn read_index(dest: &Path) -> Result<Value> {
+    let index_path = dest.join("index.json");
+    let bad = |problem: String| LayerError::Output {
+        what: "cannot update",
+        path: index_path.clone(),
+        problem,
+        hint: "repair or remove the layout's index.json, or write to a new layout",
+    };
+    match fs::symlink_metadata(&index_path) {
+        Ok(meta) if !meta.is_file() => return Err(bad("it is not a regular file".into())),
+        Ok(meta) if meta.len() > crate::oci::source::MAX_DOCUMENT_BYTES => {
+            return Err(bad(format!(
+                "it is {} bytes, too big for an index",
+                meta.len()
+            )));
+        }
+        Ok(_) => {}
+        Err(e) => return Err(bad(format!("it cannot be read ({e})"))),
+    }
+    let existing = fs::read(&index_path).map_err(|e| LayerError::io(&index_path, e))?;
+    let index: Value =
+        serde_json::from_slice(&existing).map_err(|e| bad(format!("it is not valid JSON: {e}")))?;
+    let manifests_ok = match index.get("manifests") {
+        None => true,
+        Some(m) => m.is_array(),
+    };
+    if !index.is_object() || !manifests_ok {
+        return Err(bad(
+            "it is not an OCI image index (an object with a \"manifests\" list)".into(),
+        ));
+    }
+    Ok(index)
 }
 
 /// An OCI layout being written: new blobs go to a staging directory beside it.
@@ -171,25 +239,34 @@ fn write(
             staging.commit_as_dir(dest)
         }
         LayoutTarget::Existing => {
+            // Checked again: the layout may have changed while the image was built.
+            check_existing(dest)?;
+            let index_path = dest.join("index.json");
+            let mut index = read_index(dest)?;
             let blobs = dest.join("blobs").join("sha256");
             fs::create_dir_all(&blobs).map_err(|e| LayerError::io(&blobs, e))?;
             let staged = root.join("blobs").join("sha256");
-            for item in fs::read_dir(&staged).map_err(|e| LayerError::io(&staged, e))? {
-                let item = item.map_err(|e| LayerError::io(&staged, e))?;
+            let items = fs::read_dir(&staged)
+                .and_then(|d| d.collect::<std::io::Result<Vec<_>>>())
+                .map_err(|e| LayerError::io(&staged, e))?;
+            // Something other than a file where a blob goes would fail half-way through the moves.
+            for item in &items {
                 let to = blobs.join(item.file_name());
-                if !to.exists() {
-                    fs::rename(item.path(), &to).map_err(|e| LayerError::io(&to, e))?;
+                if fs::symlink_metadata(&to).is_ok_and(|m| !m.is_file() && !m.is_symlink()) {
+                    return Err(LayerError::Output {
+                        what: "cannot write an OCI layout to",
+                        path: dest.to_path_buf(),
+                        problem: format!("{} exists and is not a regular file", to.display()),
+                        hint: "remove it (a blob is a plain file named by its digest), or write to a new layout",
+                    });
                 }
             }
-            let index_path = dest.join("index.json");
-            let existing = fs::read(&index_path).map_err(|e| LayerError::io(&index_path, e))?;
-            let mut index: Value =
-                serde_json::from_slice(&existing).map_err(|e| LayerError::Output {
-                    what: "cannot update",
-                    path: index_path.clone(),
-                    problem: format!("it is not valid JSON: {e}"),
-                    hint: "repair or remove the layout's index.json",
-                })?;
+            for item in items {
+                let to = blobs.join(item.file_name());
+                // Always replaced: an existing blob whose bytes do not match its name would
+                // otherwise make the new image unreadable.
+                fs::rename(item.path(), &to).map_err(|e| LayerError::io(&to, e))?;
+            }
             let mut manifests: Vec<Value> = index
                 .get("manifests")
                 .and_then(Value::as_array)
@@ -198,7 +275,16 @@ fn write(
             manifests.retain(|m| {
                 let name = m.pointer(&format!("/annotations/{}", REF_NAME.replace('/', "~1")));
                 match tag {
-                    Some(t) => name.and_then(Value::as_str) != Some(t),
+                    Some(t) if name.and_then(Value::as_str) == Some(t) => {
+                        let was = m.get("digest").and_then(Value::as_str).unwrap_or("?");
+                        if was == image.manifest_digest.as_str() {
+                            info!("tag {t} in {} already named this image", dest.display());
+                        } else {
+                            info!("replaced tag {t} in {} (was {was})", dest.display());
+                        }
+                        false
+                    }
+                    Some(_) => true,
                     None => {
                         !(name.is_none()
                             && m.get("digest").and_then(Value::as_str)

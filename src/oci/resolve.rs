@@ -12,6 +12,9 @@ use super::source::{
 use crate::core::digest::Digest;
 use crate::oci::platform::Platform;
 
+/// Layers an image may have: overlayfs stacks at most 128, Docker refuses more than 127.
+pub const MAX_LAYERS: usize = 256;
+
 /// An image narrowed to one platform: what `layerport zip` applies.
 #[derive(Debug, Clone)]
 pub struct ResolvedImage {
@@ -75,6 +78,14 @@ pub fn resolve(
         .map(descriptor)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| bad(format!("layers: {e}")))?;
+    // Each layer is read whole for its digests: a manifest naming one blob thousands of times
+    // would keep a run busy for hours. Container runtimes stop far sooner (overlayfs at 128).
+    if layer_refs.len() > MAX_LAYERS {
+        return Err(bad(format!(
+            "it lists {} layers, over the {MAX_LAYERS} any container runtime can stack",
+            layer_refs.len()
+        )));
+    }
     let config_bytes = read_document(store, &config_ref, &image)?;
     let config = parse_json(&image, "config", &config_ref.digest, &config_bytes)?;
     let platform = Platform {

@@ -31,6 +31,9 @@ pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.
 /// JSON documents (index, manifest, config) are read whole; a bigger one is refused as damaged.
 pub const MAX_DOCUMENT_BYTES: u64 = 16 * 1024 * 1024;
 
+/// A blob bigger than Lambda's whole-image limit (10 GiB) is refused before it is read.
+pub const MAX_BLOB_BYTES: u64 = 10 * 1024 * 1024 * 1024;
+
 /// A JSON document as the store holds it, with its media type (from the descriptor, the HTTP
 /// `Content-Type`, or its own `mediaType` field).
 #[derive(Debug, Clone)]

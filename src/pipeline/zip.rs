@@ -31,8 +31,9 @@ use crate::oci::resolve::{ResolvedImage, resolve};
 use crate::oci::source::{self, ImageStore};
 use crate::settings::{PublishSettings, ZipSettings};
 
-/// At most: the --path subtree, then its real location (behind a symlink), then everything.
-const MAX_PASSES: usize = 3;
+/// At most: the --path subtree, then its real location (behind a symlink), then with the files
+/// its hard links copy from elsewhere, then (links to links) everything.
+const MAX_PASSES: usize = 4;
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -125,8 +126,11 @@ fn write_zip_file(
     } else {
         Staging::next_to(output)?
     };
-    let (tree, items, unzipped, select_warnings, mut compressor) =
+    let (mut tree, items, unzipped, select_warnings, mut compressor) =
         apply_and_select(store, image, &settings.path, staging.path(), threads)?;
+    // The items hold what the zip needs: the whole image's tree can go (a tree of a million
+    // entries would otherwise be held three times over while the zip is written).
+    drop(std::mem::take(&mut tree.nodes));
     let mut warnings = tree.warnings.clone();
     warnings.extend(select_warnings);
     for w in &warnings {
@@ -136,7 +140,7 @@ fn write_zip_file(
     let zip_tmp = staging.path().join("layer.zip");
     let (zip_file, summary) = write_layer_zip(
         &tree,
-        &items,
+        items,
         &zip_tmp,
         &mut compressor,
         threads,
@@ -189,6 +193,8 @@ fn apply_and_select(
     for pass in 1..=MAX_PASSES {
         let spool_path = scratch.join("spool");
         let mut applier = Applier::new(&image.name, keep.clone(), &spool_path)?;
+        applier.limit_spool(LAMBDA_UNZIPPED_LIMIT);
+        applier.limit_input(crate::oci::check::LAMBDA_IMAGE_LIMIT);
         let spool_reader = File::open(&spool_path).map_err(|e| LayerError::io(&spool_path, e))?;
         let mut compressor =
             Compressor::new(spool_reader, scratch).map_err(|e| LayerError::Output {
@@ -257,7 +263,7 @@ fn apply_and_select(
 /// Writes the zip to `dest`, not yet synced to disk.
 fn write_layer_zip(
     tree: &AppliedTree,
-    items: &[Item],
+    items: Vec<Item>,
     dest: &Path,
     compressor: &mut Compressor,
     threads: usize,
@@ -265,11 +271,9 @@ fn write_layer_zip(
 ) -> Result<(File, ZipSummary)> {
     let mut entries = Vec::with_capacity(items.len());
     for item in items {
-        let kind = match &item.node.kind {
+        let kind = match item.node.kind {
             NodeKind::Dir => EntryKind::Dir,
-            NodeKind::Symlink(target) => EntryKind::Symlink {
-                target: target.clone(),
-            },
+            NodeKind::Symlink(target) => EntryKind::Symlink { target },
             NodeKind::File(Content::Spooled(r)) => EntryKind::File(zip_writer::Content {
                 offset: r.offset,
                 len: r.len,
@@ -284,7 +288,7 @@ fn write_layer_zip(
             }
         };
         entries.push(ZipEntry {
-            name: item.name.clone(),
+            name: item.name,
             kind,
             mode: item.node.mode & 0o777,
         });

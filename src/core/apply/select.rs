@@ -1,7 +1,7 @@
 //! The subtree at `--path`, checked before anything is zipped: a non-empty directory within
 //! Lambda's unzipped-size limit, or a request for another pass when its contents were not kept.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use super::{AppliedTree, Content, Node, NodeKind, Selection, resolve_in, subtree_keys, within};
 use crate::core::warnings::Warning;
@@ -52,16 +52,29 @@ pub enum SelectError {
         first: String,
     },
     #[error(
-        "{image}: /{path} holds {size} bytes unzipped, {over} bytes ({over_mib:.1} MiB) over Lambda's limit of {limit}; the biggest directories: {biggest}\n  hint: Lambda refuses layers over 262144000 bytes unzipped; remove what the function does not need, or split it into several layers (zip subdirectories with --path)"
+        "{image}: /{path} holds {size} bytes unzipped, {over} bytes ({:.1} MiB) over Lambda's limit of {limit}{first}; the biggest directories: {biggest}\n  hint: Lambda refuses layers over 262144000 bytes unzipped; remove what the function does not need, or split it into several layers (zip subdirectories with --path)",
+        *.over as f64 / 1048576.0
     )]
     TooLarge {
         image: String,
         path: String,
         size: u64,
         over: u64,
-        over_mib: f64,
         limit: u64,
         biggest: String,
+        /// Where the limit was first passed, when the layers were read.
+        first: String,
+    },
+    #[error(
+        "{image}: layer {layer}: entry {entry:?} took the files under /{path} to {size} bytes unzipped, over Lambda's limit of {limit}, and was not kept (a later layer removes some of them)\n  hint: Lambda refuses layers over 262144000 bytes unzipped; build the image so that /{path} never holds more (remove files in the layer that adds them)"
+    )]
+    Overflow {
+        image: String,
+        path: String,
+        layer: String,
+        entry: String,
+        size: u64,
+        limit: u64,
     },
 }
 
@@ -82,7 +95,7 @@ impl AppliedTree {
             .find(|n| *n != path)
             .unwrap_or("opt")
             .to_string();
-        let real = match resolve_in(&mut self.nodes, &parts, None) {
+        let real = match resolve_in(&mut self.nodes, &parts, None, &mut 0) {
             Err(problem) => {
                 return Err(SelectError::NotADirectory {
                     image: self.image.clone(),
@@ -153,13 +166,38 @@ impl AppliedTree {
                 path: path.to_string(),
                 size: unzipped,
                 over,
-                over_mib: over as f64 / 1048576.0,
                 limit,
                 biggest: biggest_dirs(&items),
+                first: self
+                    .overflow
+                    .as_ref()
+                    .map(|o| format!(" (first passed in layer {} at {:?})", o.layer, o.entry))
+                    .unwrap_or_default(),
+            });
+        }
+        if let Some(o) = &self.overflow
+            && missing_content
+        {
+            return Err(SelectError::Overflow {
+                image: self.image.clone(),
+                path: path.to_string(),
+                layer: o.layer.clone(),
+                entry: o.entry.clone(),
+                size: o.size,
+                limit,
             });
         }
         if missing_content {
-            return Ok(Selected::AgainWith(Selection::Everything));
+            // Hard links copy files from outside: keep those too, and only when that does not
+            // settle it (a chain of links), everything.
+            let next = match &self.keep {
+                Selection::Under(dir) if !self.wanted.is_empty() => Selection::UnderWith {
+                    dir: dir.clone(),
+                    files: self.wanted.clone(),
+                },
+                _ => Selection::Everything,
+            };
+            return Ok(Selected::AgainWith(next));
         }
         let warnings = items
             .iter()
@@ -218,19 +256,29 @@ fn points_outside(name: &str, target: &str) -> bool {
 /// The five biggest directories by unzipped bytes, skipping one whose single subdirectory holds
 /// nearly all of it (the subdirectory says more).
 fn biggest_dirs(items: &[Item]) -> String {
-    let mut sizes: BTreeMap<&str, u64> = BTreeMap::new();
+    // Each size goes to its parent directory, and totals are then carried up deepest first (a
+    // directory's descendants all sort after it): no walk over every ancestor of every item,
+    // which costs the square of the depth.
+    let mut own: HashMap<&str, u64> = HashMap::new();
     for item in items {
         let size = match &item.node.kind {
             NodeKind::File(c) => c.size(),
             NodeKind::Symlink(t) => t.len() as u64,
             NodeKind::Dir => 0,
         };
-        let mut p = item.name.as_str();
-        while let Some((parent, _)) = p.rsplit_once('/') {
-            *sizes.entry(parent).or_default() += size;
-            p = parent;
+        if let Some((parent, _)) = item.name.rsplit_once('/') {
+            *own.entry(parent).or_default() += size;
         }
     }
+    let mut dirs: Vec<&str> = own.keys().copied().collect();
+    dirs.sort_unstable_by(|a, b| b.cmp(a));
+    for dir in dirs {
+        let total = own[dir];
+        if let Some((parent, _)) = dir.rsplit_once('/') {
+            *own.entry(parent).or_default() += total;
+        }
+    }
+    let sizes: BTreeMap<&str, u64> = own.into_iter().collect();
     let mut biggest_child: BTreeMap<&str, u64> = BTreeMap::new();
     for (dir, size) in &sizes {
         let parent = dir.rsplit_once('/').map(|(p, _)| p).unwrap_or("");

@@ -273,10 +273,38 @@ fn a_hardlink_out_of_the_selection_or_a_symlinked_path_asks_for_another_pass() {
         ],
     )
     .unwrap();
+    // The next pass keeps the linked file, not the whole image; one after it keeps everything.
+    let next = match t.select("opt", 1000).unwrap() {
+        Selected::AgainWith(next) => next,
+        Selected::Items { .. } => panic!("the linked content was not kept"),
+    };
+    assert_eq!(
+        next,
+        Selection::UnderWith {
+            dir: "opt".into(),
+            files: ["usr/bin/tool".to_string()].into(),
+        }
+    );
+    let (mut t, _d) = apply(
+        next,
+        vec![
+            Layer::new()
+                .file("usr/bin/tool", "t")
+                .file("usr/bin/other", "o")
+                .hardlink("opt/tool", "usr/bin/tool"),
+        ],
+    )
+    .unwrap();
     assert!(matches!(
         t.select("opt", 1000).unwrap(),
-        Selected::AgainWith(Selection::Everything)
+        Selected::Items { .. }
     ));
+    assert_eq!(
+        listing(&t).iter().filter(|l| l.ends_with("f?")).count(),
+        1,
+        "{:?}",
+        listing(&t)
+    );
 
     let (mut t, _d) = apply(
         Selection::Under("opt".into()),
@@ -386,4 +414,51 @@ fn kept_files_are_announced_once_their_bytes_can_be_read_elsewhere() {
     assert_eq!(short, ["aaaaa", "bbbbb", "small", "again"]);
     assert_eq!(seen[0], big('a'));
     assert_eq!(listing(&t)[1], "opt/a f:again");
+}
+
+#[test]
+fn the_spool_limit_counts_live_bytes_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |layers: Vec<Layer>| {
+        let mut a =
+            Applier::new("img", Selection::Under("opt".into()), &dir.path().join("s")).unwrap();
+        a.limit_spool(10);
+        for (i, l) in layers.into_iter().enumerate() {
+            a.apply_layer(i, &format!("sha256:layer{i}"), &l.bytes()[..])
+                .unwrap();
+        }
+        a.finish().unwrap().overflow
+    };
+    // A file replaced (or removed) by a later layer frees its bytes.
+    let replaced = vec![
+        Layer::new().dir("opt").file("opt/a", "12345678"),
+        Layer::new().file("opt/a", "87654321"),
+        Layer::new().file("opt/.wh.a", "").file("opt/b", "abcdefgh"),
+    ];
+    assert_eq!(run(replaced), None);
+    // Two live files over the limit: the second is not spooled, and named.
+    let over = vec![
+        Layer::new()
+            .dir("opt")
+            .file("opt/a", "12345678")
+            .file("opt/b", "123"),
+    ];
+    let overflow = run(over).expect("an overflow");
+    assert_eq!((overflow.entry.as_str(), overflow.size), ("opt/b", 11));
+    // Outside the selection nothing is spooled or counted.
+    let outside = vec![Layer::new().dir("usr").file("usr/big", "0123456789abcdef")];
+    assert_eq!(run(outside), None);
+}
+
+#[test]
+fn a_walk_through_symlinks_past_path_max_is_refused() {
+    let target = "y/".repeat(1500);
+    let entry = format!("s/{}f", "z/".repeat(600));
+    let err = apply(
+        Selection::Everything,
+        vec![Layer::new().symlink("s", &target).file(&entry, "x")],
+    )
+    .map(|_| ())
+    .unwrap_err();
+    assert!(err.to_string().contains("PATH_MAX"), "{err}");
 }
