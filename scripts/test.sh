@@ -42,6 +42,8 @@ declare -A PACKAGES=(
 # file → Debian package that provides it (debootstrap checks bookworm's Release file with it;
 # Debian has it already, Ubuntu does not)
 declare -A FILES=(
+  # GNU time: the fuzz tests read each case's peak RSS from it (`time` alone is bash's keyword)
+  [/usr/bin/time]=time
   [/usr/share/keyrings/debian-archive-keyring.gpg]=debian-archive-keyring
 )
 missing=()

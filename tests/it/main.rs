@@ -16,6 +16,7 @@ mod fake_aws_functions_selftest;
 mod fake_aws_selftest;
 mod fetch_dest_writes;
 mod fetch_local;
+mod fuzz;
 mod golden;
 mod hostile_images;
 mod hostile_zips;
