@@ -325,7 +325,8 @@ fn pax_size(data: &[u8]) -> Option<u64> {
         .and_then(|e| e.value().ok().and_then(|v| v.parse().ok()))
 }
 
-fn read_up_to(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+/// Fills `buf` as far as the reader goes (short only at its end): how many bytes were read.
+pub fn read_up_to<R: Read + ?Sized>(reader: &mut R, buf: &mut [u8]) -> io::Result<usize> {
     let mut filled = 0;
     while filled < buf.len() {
         match reader.read(&mut buf[filled..])? {

@@ -17,7 +17,7 @@ use super::source::{
     VerifyingReader, io_error, sniff_compression,
 };
 use crate::core::digest::Digest;
-use crate::core::tar_guard::{OversizedRecord, TarGuard};
+use crate::core::tar_guard::{OversizedRecord, TarGuard, read_up_to};
 
 const OCI_LAYER_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
 const OCI_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
@@ -392,17 +392,6 @@ fn list(tags: &[String]) -> String {
     } else {
         tags.join(", ")
     }
-}
-
-fn read_up_to(reader: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match reader.read(&mut buf[filled..])? {
-            0 => break,
-            n => filled += n,
-        }
-    }
-    Ok(filled)
 }
 
 /// The digest of a compressed member that is not stored under its digest (one extra read).
