@@ -42,9 +42,9 @@ declare -A PACKAGES=(
 # file → Debian package that provides it (debootstrap checks bookworm's Release file with it;
 # Debian has it already, Ubuntu does not)
 declare -A FILES=(
+  [/usr/share/keyrings/debian-archive-keyring.gpg]=debian-archive-keyring
   # GNU time: the fuzz tests read each case's peak RSS from it (`time` alone is bash's keyword)
   [/usr/bin/time]=time
-  [/usr/share/keyrings/debian-archive-keyring.gpg]=debian-archive-keyring
 )
 missing=()
 for cmd in "${!PACKAGES[@]}"; do
