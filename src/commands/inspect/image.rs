@@ -319,6 +319,30 @@ impl ImageReport {
                 "#", "COMPRESSED", "UNCOMPRESSED", "DIGEST"
             ),
         ];
+        out.extend(self.layer_lines());
+        out.extend(self.config_lines());
+        let opt = &self.opt;
+        out.push(format!(
+            "  /opt        {} files, {} directories, {} symlinks; {}: {:.1}% of Lambda's layer limit of {}{}",
+            opt.files,
+            opt.directories,
+            opt.symlinks,
+            bytes(opt.bytes),
+            opt.percent_of_limit,
+            bytes(LAMBDA_UNZIPPED_LIMIT),
+            if opt.within_limit {
+                ""
+            } else {
+                " (OVER THE LIMIT)"
+            }
+        ));
+        out.extend(top_level_table(&opt.top_level, "/opt"));
+        out.join("\n")
+    }
+
+    /// One row per layer, then the inputs layerport recorded.
+    fn layer_lines(&self) -> Vec<String> {
+        let mut out = Vec::new();
         for (i, layer) in self.layers.iter().enumerate() {
             let size = |n: Option<u64>| n.map_or("?".to_string(), human_size);
             out.push(format!(
@@ -344,6 +368,12 @@ impl ImageReport {
                     .unwrap_or_default()
             ));
         }
+        out
+    }
+
+    /// Entrypoint, Cmd, working directory, user and the names (only) of the variables.
+    fn config_lines(&self) -> Vec<String> {
+        let mut out = Vec::new();
         let list = |v: &Option<Vec<String>>| match v {
             Some(items) => format!("{items:?}"),
             None => "(none)".into(),
@@ -364,23 +394,7 @@ impl ImageReport {
                 self.config.env_names.join(", ")
             }
         ));
-        let opt = &self.opt;
-        out.push(format!(
-            "  /opt        {} files, {} directories, {} symlinks; {}: {:.1}% of Lambda's layer limit of {}{}",
-            opt.files,
-            opt.directories,
-            opt.symlinks,
-            bytes(opt.bytes),
-            opt.percent_of_limit,
-            bytes(LAMBDA_UNZIPPED_LIMIT),
-            if opt.within_limit {
-                ""
-            } else {
-                " (OVER THE LIMIT)"
-            }
-        ));
-        out.extend(top_level_table(&opt.top_level, "/opt"));
-        out.join("\n")
+        out
     }
 }
 
